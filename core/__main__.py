@@ -1,0 +1,132 @@
+"""The command line: ``python -m core COMMAND``, a thin layer over the same core functions.
+
+Exit status 0 on success, 1 on bad input or a busy store (one line on stderr), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.store import StoreError, open_store
+
+
+def _progress_bar(desc: str):
+    bar = tqdm(total=100, desc=desc, unit="%", leave=False, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+    def update(stage: str, fraction: float) -> None:
+        bar.set_postfix_str(stage)
+        bar.n = round(fraction * 100)
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.ingest import import_file
+
+    store = open_store(args.db)
+    labels = [x for x in args.labels.split(",")] if args.labels else None
+    bar, update = _progress_bar(f"import {Path(args.file).name}")
+    try:
+        result = import_file(store, args.file, args.dataset, fmt=args.format, labels=labels,
+                             pred_round=args.pred_round, model=args.model, actor=args.actor, progress=update)
+    finally:
+        bar.close()
+    print(result.summary())
+    if result.rows_bad:
+        print(f"rejected rows ({result.rows_bad}):", file=sys.stderr)
+        for row in result.errors.head(args.show_errors).iter_rows(named=True):
+            print(f"  row {row['row']}: {row['reason']}", file=sys.stderr)
+        if result.rows_bad > args.show_errors:
+            print(f"  ... and {result.rows_bad - args.show_errors} more "
+                  f"(all are in the store's import_errors table, import #{result.import_id})", file=sys.stderr)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    df = store.list_datasets()
+    if df.height == 0:
+        print("no datasets yet: import one with `python -m core import FILE --dataset NAME`")
+        return 0
+    for row in df.iter_rows(named=True):
+        labels = ", ".join(row["labels"])
+        print(f"{row['name']}\t{row['n_samples']} samples\tlabels: {labels}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import export_gold
+
+    store = open_store(args.db)
+    n = export_gold(store, args.dataset, args.out, fmt=args.format, mask_pii=args.mask_pii,
+                    include_excluded=args.include_excluded)
+    print(f"wrote {n} samples with gold labels to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.seed import load_demo
+
+    store = open_store(args.db)
+    results = load_demo(store, force=args.force)
+    if not results:
+        print("the demo dataset is already loaded")
+    for r in results:
+        print(r.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Annotation quality store and tools.")
+    parser.add_argument("--db", default=None, help="DuckDB file (default: $QUALITY_DB or data/quality.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="import a JSONL, CSV or Parquet file into a dataset")
+    p.add_argument("file")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default=None)
+    p.add_argument("--labels", default=None, help="comma-separated label set (order matters for probs lists)")
+    p.add_argument("--pred-round", type=int, default=None, help="round of predictions that carry none")
+    p.add_argument("--model", default=None, help="model name of predictions that carry none")
+    p.add_argument("--actor", default="cli", help="name recorded in the audit log")
+    p.add_argument("--show-errors", type=int, default=20, help="how many rejected rows to print")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("datasets", help="list datasets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("export", help="export gold labels (latest review, else majority vote)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mask-pii", action="store_true", help="mask e-mails, phones, ID and card numbers")
+    p.add_argument("--include-excluded", action="store_true", help="also export samples marked excluded")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="load the bundled demo dataset")
+    p.add_argument("--force", action="store_true", help="load even if the demo dataset exists")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (StoreError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the store keeps only whole transactions", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

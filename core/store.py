@@ -1,0 +1,991 @@
+"""The DuckDB store: the only module that holds the connection and speaks SQL.
+
+Every other ``core`` module takes the :class:`Store` returned by :func:`open_store` and calls
+its methods; pages never see SQL. All values travel as query parameters (``?``); the few
+identifiers that are not fixed (none come from users) are quoted by :func:`_quote_ident`.
+
+Concurrency model
+-----------------
+DuckDB lets one *process* open a database file for writing. A long-lived connection in the
+Streamlit app would lock the CLI out for as long as the app runs, so the store opens the file
+only while work is under way: the first operation opens one process-wide connection, every
+thread works on its own ``cursor()`` of it, and when the last operation of the process ends the
+connection is closed and the file lock released (one connection per process, a cursor per
+thread, short-lived). A process that finds the file locked by another retries for
+``busy_timeout`` seconds and then raises :class:`StoreBusy` with a plain message. Every write
+is one transaction: it commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import polars as pl
+
+DEFAULT_DB_PATH = Path("data") / "quality.duckdb"
+DEFAULT_BUSY_TIMEOUT = 15.0
+ROLES_THAT_WRITE = frozenset({"lead", "reviewer", "system"})
+
+
+class StoreError(Exception):
+    """Base class of errors the store raises with a message meant for a user."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the database file for writing and did not release it in time."""
+
+
+class UnknownDataset(StoreError, KeyError):
+    """A dataset name that the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown dataset"
+
+
+class PermissionDenied(StoreError):
+    """The acting user's role may not perform this write."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema migrations: numbered steps, each applied once inside its own transaction.
+# ---------------------------------------------------------------------------------------------
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial schema",
+        [
+            """CREATE TABLE datasets (
+                name VARCHAR PRIMARY KEY,
+                labels VARCHAR[] NOT NULL,
+                settings JSON,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            # No primary keys on the bulk tables: an ART index makes million-row imports several
+            # times slower; ingest enforces (dataset, sample_id) uniqueness by anti-join instead.
+            """CREATE TABLE samples (
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                instruction VARCHAR,
+                input VARCHAR,
+                output VARCHAR,
+                text VARCHAR,
+                batch VARCHAR,
+                round INTEGER,
+                content_hash VARCHAR NOT NULL,
+                meta JSON,
+                excluded BOOLEAN NOT NULL DEFAULT FALSE,
+                import_id INTEGER,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            """CREATE TABLE annotations (
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                annotator VARCHAR NOT NULL,
+                label VARCHAR NOT NULL,
+                confidence DOUBLE,
+                import_id INTEGER,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            """CREATE TABLE predictions (
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                round INTEGER NOT NULL,
+                model VARCHAR,
+                predicted VARCHAR NOT NULL,
+                confidence DOUBLE,
+                probs DOUBLE[],
+                import_id INTEGER,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            "CREATE SEQUENCE review_seq START 1",
+            """CREATE TABLE reviews (
+                review_id BIGINT NOT NULL DEFAULT nextval('review_seq'),
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                base_version INTEGER NOT NULL,
+                reviewer VARCHAR NOT NULL,
+                old_label VARCHAR,
+                new_label VARCHAR NOT NULL,
+                reason VARCHAR,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (dataset, sample_id, version)
+            )""",
+            "CREATE SEQUENCE audit_seq START 1",
+            """CREATE TABLE audit_log (
+                audit_id BIGINT NOT NULL DEFAULT nextval('audit_seq'),
+                logged_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                actor VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                dataset VARCHAR,
+                sample_id VARCHAR,
+                old_value VARCHAR,
+                new_value VARCHAR,
+                detail JSON
+            )""",
+            """CREATE TABLE embeddings (
+                model_id VARCHAR NOT NULL,
+                content_hash VARCHAR NOT NULL,
+                vector FLOAT[] NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (model_id, content_hash)
+            )""",
+            "CREATE SEQUENCE import_seq START 1",
+            """CREATE TABLE imports (
+                import_id INTEGER PRIMARY KEY,
+                dataset VARCHAR NOT NULL,
+                file VARCHAR NOT NULL,
+                file_sha256 VARCHAR NOT NULL,
+                format VARCHAR NOT NULL,
+                rows_total BIGINT NOT NULL,
+                rows_ok BIGINT NOT NULL,
+                rows_bad BIGINT NOT NULL,
+                samples_new BIGINT NOT NULL,
+                annotations_new BIGINT NOT NULL,
+                annotations_changed BIGINT NOT NULL,
+                predictions_new BIGINT NOT NULL,
+                actor VARCHAR NOT NULL,
+                imported_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            """CREATE TABLE import_errors (
+                import_id INTEGER NOT NULL,
+                dataset VARCHAR NOT NULL,
+                file VARCHAR NOT NULL,
+                row_number BIGINT,
+                reason VARCHAR NOT NULL,
+                raw VARCHAR
+            )""",
+            "CREATE SEQUENCE queue_seq START 1",
+            """CREATE TABLE review_queue (
+                entry_id BIGINT NOT NULL DEFAULT nextval('queue_seq'),
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                priority DOUBLE NOT NULL DEFAULT 0,
+                status VARCHAR NOT NULL DEFAULT 'open',
+                claimed_by VARCHAR,
+                claimed_at TIMESTAMP,
+                created_by VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                resolved_at TIMESTAMP,
+                detail JSON
+            )""",
+            """CREATE TABLE imported_round_metrics (
+                dataset VARCHAR NOT NULL,
+                round INTEGER NOT NULL,
+                n_labeled BIGINT,
+                metric VARCHAR NOT NULL,
+                value DOUBLE NOT NULL,
+                imported_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+        ],
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_IDENT_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _quote_ident(name: str) -> str:
+    """Quote an identifier for SQL. Only internal, fixed names reach this; user names never do."""
+    if not _IDENT_OK.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return '"' + name + '"'
+
+
+def _frame(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+    """Run a query on ``cur`` and return the whole result as a polars DataFrame (via Arrow)."""
+    return pl.from_arrow(cur.sql(sql, params=list(params) if params else None).to_arrow_table())
+
+
+def _first(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a pending result (fetched to the end, so the cursor is free again)."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+@dataclass
+class DatasetInfo:
+    """One dataset: its name, ordered label set and settings (e.g. ``confidence_threshold``)."""
+
+    name: str
+    labels: list[str]
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class Store:
+    """A DuckDB-backed store. Create it with :func:`open_store`; share one per process.
+
+    Thread-safe: each thread gets its own cursor. Opening the file waits up to
+    ``busy_timeout`` seconds for another process to release it, then raises :class:`StoreBusy`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+        self.path = str(path)
+        self.busy_timeout = float(busy_timeout)
+        self.in_memory = self.path == ":memory:"
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+        self._local = threading.local()
+        if not self.in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    # -- connection management ----------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    holder = re.search(r"\(PID (\d+)\)", str(exc))
+                    who = f" (process {holder.group(1)})" if holder else ""
+                    raise StoreBusy(
+                        f"store busy: {self.path} is being written by another process{who}; "
+                        f"waited {self.busy_timeout:.0f} s. Try again when it finishes."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for this thread; nested calls in one thread share it."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield local.cur
+            finally:
+                local.depth -= 1
+            return
+        with self._lock:
+            if self._con is None:
+                self._con = self._open()
+            self._users += 1
+            cur = self._con.cursor()
+        local.cur, local.depth = cur, 1
+        try:
+            yield cur
+        finally:
+            local.depth = 0
+            local.cur = None
+            cur.close()
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and not self.in_memory and self._con is not None:
+                    # Last user in this process: release the file lock for other processes.
+                    self._con.close()
+                    self._con = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN/COMMIT; any exception rolls the whole transaction back.
+
+        Nested use inside an open transaction joins it (no savepoints in DuckDB).
+        """
+        with self.cursor() as cur:
+            if getattr(self._local, "in_tx", False):
+                yield cur
+                return
+            cur.execute("BEGIN TRANSACTION")
+            self._local.in_tx = True
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # the transaction was already aborted by DuckDB itself
+                raise
+            finally:
+                self._local.in_tx = False
+
+    def close(self) -> None:
+        """Close the process connection (only needed for in-memory stores or at shutdown)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run a read query with parameters and return a polars DataFrame."""
+        with self.cursor() as cur:
+            return _frame(cur, sql, params or [])
+
+    def _scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        with self.cursor() as cur:
+            row = _first(cur.execute(sql, params or []))
+            return None if row is None else row[0]
+
+    # -- migrations ---------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version now in force."""
+        with self.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+            )
+            current = _first(cur.execute("SELECT coalesce(max(version), 0) FROM schema_version"))[0]
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {current}, newer than this code "
+                    f"({SCHEMA_VERSION}); upgrade the app"
+                )
+        for version, description, steps in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                for step in steps:
+                    cur.execute(step)
+                cur.execute(
+                    "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    [version, description],
+                )
+        return SCHEMA_VERSION
+
+    def schema_version(self) -> int:
+        return int(self._scalar("SELECT max(version) FROM schema_version") or 0)
+
+    # -- datasets -----------------------------------------------------------------------------
+    def list_datasets(self) -> pl.DataFrame:
+        """Datasets with their label sets and sample counts, newest first."""
+        return self.query_df(
+            """SELECT d.name, d.labels, d.created_at,
+                      (SELECT count(*) FROM samples s WHERE s.dataset = d.name) AS n_samples
+               FROM datasets d ORDER BY d.created_at DESC, d.name"""
+        )
+
+    def dataset_names(self) -> list[str]:
+        with self.cursor() as cur:
+            return [r[0] for r in cur.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+
+    def get_dataset(self, name: str) -> DatasetInfo:
+        """The dataset ``name``; raises :class:`UnknownDataset` if there is none."""
+        with self.cursor() as cur:
+            row = _first(cur.execute(
+                "SELECT name, labels, settings, created_at FROM datasets WHERE name = ?", [name]
+            ))
+        if row is None:
+            raise UnknownDataset(f"unknown dataset {name!r}")
+        settings = json.loads(row[2]) if row[2] else {}
+        return DatasetInfo(name=row[0], labels=list(row[1]), settings=settings, created_at=row[3])
+
+    def has_dataset(self, name: str) -> bool:
+        return self._scalar("SELECT count(*) FROM datasets WHERE name = ?", [name]) > 0
+
+    def set_dataset_setting(self, name: str, key: str, value: Any, actor: str) -> None:
+        """Set one setting of a dataset (e.g. ``confidence_threshold``), audited."""
+        with self.transaction() as cur:
+            info = self.get_dataset(name)
+            old = info.settings.get(key)
+            info.settings[key] = value
+            cur.execute(
+                "UPDATE datasets SET settings = ? WHERE name = ?", [json.dumps(info.settings), name]
+            )
+            self._audit(cur, actor, "dataset.setting", name, None, json.dumps(old), json.dumps(value), {"key": key})
+
+    # -- audit --------------------------------------------------------------------------------
+    @staticmethod
+    def _audit(
+        cur: duckdb.DuckDBPyConnection,
+        actor: str,
+        action: str,
+        dataset: str | None,
+        sample_id: str | None,
+        old_value: str | None,
+        new_value: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        cur.execute(
+            "INSERT INTO audit_log (logged_at, actor, action, dataset, sample_id, old_value, new_value, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_now(), actor, action, dataset, sample_id, old_value, new_value,
+             json.dumps(detail, ensure_ascii=False) if detail else None],
+        )
+
+    def audit(self, actor: str, action: str, dataset: str | None = None, sample_id: str | None = None,
+              old_value: str | None = None, new_value: str | None = None,
+              detail: dict[str, Any] | None = None) -> None:
+        """Append one row to the audit log in its own transaction."""
+        with self.transaction() as cur:
+            self._audit(cur, actor, action, dataset, sample_id, old_value, new_value, detail)
+
+    def audit_log(self, dataset: str | None = None, actor: str | None = None, action: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  sample_id: str | None = None, limit: int = 10_000) -> pl.DataFrame:
+        """The audit log, newest first, filtered by any of the given fields (None = any)."""
+        return self.query_df(
+            """SELECT audit_id, logged_at, actor, action, dataset, sample_id, old_value, new_value, detail
+               FROM audit_log
+               WHERE (?::VARCHAR IS NULL OR dataset = ?)
+                 AND (?::VARCHAR IS NULL OR actor = ?)
+                 AND (?::VARCHAR IS NULL OR action = ?)
+                 AND (?::TIMESTAMP IS NULL OR logged_at >= ?)
+                 AND (?::TIMESTAMP IS NULL OR logged_at <= ?)
+                 AND (?::VARCHAR IS NULL OR sample_id = ?)
+               ORDER BY audit_id DESC LIMIT ?""",
+            [dataset, dataset, actor, actor, action, action, since, since, until, until,
+             sample_id, sample_id, int(limit)],
+        )
+
+    # -- reading files (DuckDB's readers) -----------------------------------------------------
+    def read_jsonl_lines(self, path: str) -> pl.DataFrame:
+        """Every line of a JSON-lines file with its 1-based number: columns ``__row, line``.
+
+        Lines are read as raw text (not parsed) so that a malformed line becomes a row-level
+        error instead of failing the whole file. The record separator byte 0x1E cannot occur
+        unescaped inside valid JSON, so it is a safe "no delimiter".
+        """
+        with self.cursor() as cur:
+            return _frame(cur, 
+                """SELECT CAST(row_number() OVER () AS BIGINT) AS __row, line
+                   FROM read_csv(?, columns = {'line': 'VARCHAR'}, delim = '\x1e', quote = '',
+                                 escape = '', header = false, auto_detect = false,
+                                 null_padding = true, strict_mode = false)""",
+                [path],
+            )
+
+    def parse_json_lines(self, lines: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Parse JSON lines (``row, line``) into one string column per key.
+
+        Returns ``(parsed, bad)``: ``parsed`` has ``__row`` plus one Utf8 column per key (nested
+        values as JSON text), ``bad`` has ``__row, reason, raw`` for lines that are not a JSON
+        object. Keys are passed as JSON-pointer parameters, never spliced into SQL.
+        """
+        pointers = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
+        with self.cursor() as cur:
+            cur.register("_lines", lines.to_arrow())
+            try:
+                bad = _frame(cur, 
+                    """SELECT __row,
+                              CASE WHEN line IS NULL OR trim(line) = '' THEN 'empty line'
+                                   WHEN NOT json_valid(line) THEN 'malformed JSON'
+                                   ELSE 'not a JSON object (found ' || lower(json_type(line)) || ')' END
+                                   AS reason,
+                              line AS raw
+                       FROM _lines
+                       WHERE line IS NULL OR NOT json_valid(line)
+                          OR (CASE WHEN json_valid(line) THEN json_type(line) END) <> 'OBJECT'
+                       ORDER BY __row """
+                )
+                values = _frame(cur, 
+                    """SELECT __row, json_extract_string(line, ?::VARCHAR[]) AS v
+                       FROM _lines
+                       WHERE line IS NOT NULL AND json_valid(line)
+                         AND (CASE WHEN json_valid(line) THEN json_type(line) END) = 'OBJECT'
+                       ORDER BY __row """,
+                    [pointers],
+                )
+            finally:
+                cur.unregister("_lines")
+        parsed = values.select(
+            pl.col("__row"),
+            *[pl.col("v").list.get(i).alias(k) for i, k in enumerate(keys)],
+        )
+        return parsed, bad
+
+    def json_keys(self, lines: pl.DataFrame) -> list[str]:
+        """The union of top-level keys over all JSON-object lines, in first-seen order."""
+        with self.cursor() as cur:
+            cur.register("_lines", lines.to_arrow())
+            try:
+                rows = cur.execute(
+                    """SELECT k FROM (
+                           SELECT unnest(json_keys(line)) AS k, __row FROM _lines
+                           WHERE line IS NOT NULL AND json_valid(line)
+                             AND (CASE WHEN json_valid(line) THEN json_type(line) END) = 'OBJECT')
+                       GROUP BY k ORDER BY min(__row), k"""
+                ).fetchall()
+            finally:
+                cur.unregister("_lines")
+        return [r[0] for r in rows]
+
+    def read_csv_rows(self, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Read a CSV file (header row, any delimiter DuckDB detects) with every column as text.
+
+        Returns ``(rows, rejected)``: ``rows`` has ``__row`` (1-based data row) plus the file's
+        columns; ``rejected`` has ``__row, reason, raw`` for records DuckDB could not parse.
+        """
+        with self.cursor() as cur:
+            rel = _frame(cur, 
+                """SELECT * FROM read_csv(?, all_varchar = true, header = true, store_rejects = true,
+                                          quote = '"', escape = '"')""",
+                [path],
+            )
+            rejected = _frame(cur, 
+                """SELECT CAST(line - 1 AS BIGINT) AS __row,
+                          lower(error_type) || ': ' || error_message AS reason, csv_line AS raw
+                   FROM reject_errors ORDER BY line"""
+            )
+        # Rows DuckDB rejected are gaps in the numbering; give each accepted row its data-row
+        # number by skipping them (exact when no record spans several lines).
+        bad_rows = rejected["__row"].to_numpy()
+        numbers = np.setdiff1d(np.arange(1, rel.height + len(bad_rows) + 1), bad_rows)[: rel.height]
+        return rel.insert_column(0, pl.Series("__row", numbers, dtype=pl.Int64)), rejected
+
+    def read_parquet_rows(self, path: str) -> pl.DataFrame:
+        """Read a Parquet file; adds ``__row`` (1-based row number) as the first column."""
+        with self.cursor() as cur:
+            df = _frame(cur, 
+                "SELECT * FROM read_parquet(?, file_row_number = true)", [path]
+            )
+        row = (df["file_row_number"] + 1).cast(pl.Int64).alias("__row")
+        return df.drop("file_row_number").insert_column(0, row)
+
+    # -- import write (one transaction) -------------------------------------------------------
+    def find_import(self, dataset: str, file_sha256: str) -> dict[str, Any] | None:
+        """An earlier import of a file with this content into ``dataset``, if any."""
+        df = self.query_df(
+            "SELECT * FROM imports WHERE dataset = ? AND file_sha256 = ? ORDER BY import_id LIMIT 1",
+            [dataset, file_sha256],
+        )
+        return df.row(0, named=True) if df.height else None
+
+    def write_import(
+        self,
+        *,
+        dataset: str,
+        labels: list[str],
+        file: str,
+        file_sha256: str,
+        fmt: str,
+        rows_total: int,
+        samples: pl.DataFrame,
+        annotations: pl.DataFrame,
+        predictions: pl.DataFrame,
+        errors: pl.DataFrame,
+        actor: str,
+    ) -> dict[str, int]:
+        """Write one validated import in a single transaction; returns the counts written.
+
+        ``samples``: sample_id, instruction, input, output, text, batch, round, meta.
+        ``annotations``: sample_id, annotator, label, confidence.
+        ``predictions``: sample_id, round, model, predicted, confidence, probs (aligned with
+        ``labels``). ``errors``: __row, reason, raw. Existing samples are never overwritten;
+        an annotation of the same (sample, annotator) with a new label replaces the old one;
+        a prediction of the same (sample, round) is replaced. The dataset is created, or its
+        label set extended (label sets only grow, so stored probability vectors stay aligned).
+        """
+        with self.transaction() as cur:
+            row = _first(cur.execute("SELECT labels FROM datasets WHERE name = ?", [dataset]))
+            if row is None:
+                cur.execute("INSERT INTO datasets (name, labels, settings) VALUES (?, ?, ?)",
+                            [dataset, labels, json.dumps({})])
+                self._audit(cur, actor, "dataset.create", dataset, None, None, json.dumps(labels, ensure_ascii=False))
+            elif list(row[0]) != labels:
+                old = list(row[0])
+                if labels[: len(old)] != old:
+                    raise StoreError("label sets may only grow by appending new labels")
+                cur.execute("UPDATE datasets SET labels = ? WHERE name = ?", [labels, dataset])
+                self._audit(cur, actor, "dataset.labels", dataset, None,
+                            json.dumps(old, ensure_ascii=False), json.dumps(labels, ensure_ascii=False))
+            import_id = _first(cur.execute("SELECT nextval('import_seq')"))[0]
+            now = _now()
+
+            cur.register("_samples", samples.to_arrow())
+            cur.execute(
+                """INSERT INTO samples (dataset, sample_id, instruction, input, output, text, batch,
+                                        round, content_hash, meta, import_id, created_at)
+                   SELECT ?, s.sample_id, s.instruction, s.input, s.output, s.text, s.batch,
+                          s.round, sha256(concat_ws(chr(31), coalesce(s.instruction, ''),
+                          coalesce(s.input, ''), coalesce(s.output, ''), coalesce(s.text, ''))),
+                          s.meta, ?, ?
+                   FROM _samples s
+                   ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = ?) e
+                          ON e.sample_id = s.sample_id""",
+                [dataset, import_id, now, dataset],
+            )
+            samples_new = _first(cur.execute("SELECT count(*) FROM samples WHERE import_id = ?", [import_id]))[0]
+            cur.unregister("_samples")
+
+            cur.register("_ann", annotations.to_arrow())
+            changed = _first(cur.execute(
+                """SELECT count(*) FROM annotations a JOIN _ann n
+                     ON a.dataset = ? AND a.sample_id = n.sample_id AND a.annotator = n.annotator
+                   WHERE a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence""",
+                [dataset],
+            ))[0]
+            if changed:
+                cur.execute(
+                    """DELETE FROM annotations a USING _ann n
+                       WHERE a.dataset = ? AND a.sample_id = n.sample_id AND a.annotator = n.annotator
+                         AND (a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence)""",
+                    [dataset],
+                )
+            cur.execute(
+                """INSERT INTO annotations (dataset, sample_id, annotator, label, confidence, import_id, created_at)
+                   SELECT ?, n.sample_id, n.annotator, n.label, n.confidence, ?, ?
+                   FROM _ann n
+                   ANTI JOIN (SELECT sample_id, annotator FROM annotations WHERE dataset = ?) a
+                          ON a.sample_id = n.sample_id AND a.annotator = n.annotator""",
+                [dataset, import_id, now, dataset],
+            )
+            annotations_written = _first(cur.execute(
+                "SELECT count(*) FROM annotations WHERE import_id = ?", [import_id]
+            ))[0]
+            cur.unregister("_ann")
+
+            cur.register("_pred", predictions.to_arrow())
+            cur.execute(
+                """DELETE FROM predictions p USING _pred n
+                   WHERE p.dataset = ? AND p.sample_id = n.sample_id AND p.round = n.round
+                     AND (p.predicted <> n.predicted OR p.probs IS DISTINCT FROM n.probs
+                          OR p.model IS DISTINCT FROM n.model)""",
+                [dataset],
+            )
+            cur.execute(
+                """INSERT INTO predictions (dataset, sample_id, round, model, predicted, confidence, probs,
+                                            import_id, created_at)
+                   SELECT ?, n.sample_id, n.round, n.model, n.predicted, n.confidence, n.probs, ?, ?
+                   FROM _pred n
+                   ANTI JOIN (SELECT sample_id, round FROM predictions WHERE dataset = ?) p
+                          ON p.sample_id = n.sample_id AND p.round = n.round""",
+                [dataset, import_id, now, dataset],
+            )
+            predictions_new = _first(cur.execute(
+                "SELECT count(*) FROM predictions WHERE import_id = ?", [import_id]
+            ))[0]
+            cur.unregister("_pred")
+
+            cur.register("_err", errors.to_arrow())
+            cur.execute(
+                """INSERT INTO import_errors (import_id, dataset, file, row_number, reason, raw)
+                   SELECT ?, ?, ?, __row, reason, left(raw, 2000) FROM _err""",
+                [import_id, dataset, file],
+            )
+            cur.unregister("_err")
+            counts = {
+                "import_id": int(import_id),
+                "samples_new": int(samples_new),
+                "annotations_new": int(annotations_written - changed),
+                "annotations_changed": int(changed),
+                "predictions_new": int(predictions_new),
+                "rows_bad": int(errors.height),
+            }
+            cur.execute(
+                """INSERT INTO imports (import_id, dataset, file, file_sha256, format, rows_total, rows_ok,
+                                        rows_bad, samples_new, annotations_new, annotations_changed,
+                                        predictions_new, actor, imported_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [import_id, dataset, file, file_sha256, fmt, rows_total, rows_total - errors.height,
+                 errors.height, counts["samples_new"], counts["annotations_new"], counts["annotations_changed"],
+                 counts["predictions_new"], actor, now],
+            )
+            self._audit(cur, actor, "import", dataset, None, None, file,
+                        {k: v for k, v in counts.items()} | {"rows_total": rows_total, "format": fmt})
+        return counts
+
+    def import_errors(self, import_id: int) -> pl.DataFrame:
+        """The row-level errors of one import, by row number."""
+        return self.query_df(
+            'SELECT row_number AS "row", reason, raw FROM import_errors WHERE import_id = ? ORDER BY row_number',
+            [import_id],
+        )
+
+    def imports(self, dataset: str | None = None) -> pl.DataFrame:
+        return self.query_df(
+            "SELECT * FROM imports WHERE (?::VARCHAR IS NULL OR dataset = ?) ORDER BY import_id DESC",
+            [dataset, dataset],
+        )
+
+    def existing_samples(self, dataset: str, sample_ids: pl.Series) -> pl.DataFrame:
+        """Stored (sample_id, content_hash) of the given ids in ``dataset``."""
+        with self.cursor() as cur:
+            cur.register("_ids", pl.DataFrame({"sample_id": sample_ids}).to_arrow())
+            try:
+                return _frame(cur, 
+                    """SELECT s.sample_id, s.content_hash FROM samples s SEMI JOIN _ids i
+                       ON s.sample_id = i.sample_id WHERE s.dataset = ?""",
+                    [dataset],
+                )
+            finally:
+                cur.unregister("_ids")
+
+    def content_hashes(self, frame: pl.DataFrame) -> pl.Series:
+        """The store's content hash (sha256 over the text fields) for rows of ``frame``."""
+        with self.cursor() as cur:
+            cur.register("_f", frame.select("instruction", "input", "output", "text").to_arrow())
+            try:
+                return _frame(cur, 
+                    """SELECT sha256(concat_ws(chr(31), coalesce(instruction, ''), coalesce(input, ''),
+                              coalesce(output, ''), coalesce(text, ''))) AS h FROM _f"""
+                )["h"]
+            finally:
+                cur.unregister("_f")
+
+    # -- reads for the pages ------------------------------------------------------------------
+    def samples(self, dataset: str, batch: str | None = None, round: int | None = None,
+                include_excluded: bool = True) -> pl.DataFrame:
+        """Samples of a dataset (optionally one batch or round), ordered by sample_id."""
+        return self.query_df(
+            """SELECT sample_id, instruction, input, output, text, batch, round, content_hash, meta, excluded
+               FROM samples WHERE dataset = ?
+                 AND (?::VARCHAR IS NULL OR batch = ?) AND (?::INTEGER IS NULL OR round = ?)
+                 AND (? OR NOT excluded)
+               ORDER BY sample_id""",
+            [dataset, batch, batch, round, round, include_excluded],
+        )
+
+    def sample(self, dataset: str, sample_id: str) -> dict[str, Any] | None:
+        df = self.query_df(
+            """SELECT sample_id, instruction, input, output, text, batch, round, content_hash, meta, excluded
+               FROM samples WHERE dataset = ? AND sample_id = ?""",
+            [dataset, sample_id],
+        )
+        return df.row(0, named=True) if df.height else None
+
+    def annotations(self, dataset: str, batch: str | None = None, round: int | None = None) -> pl.DataFrame:
+        """Long-form annotations: sample_id, annotator, label, confidence, batch, round."""
+        return self.query_df(
+            """SELECT a.sample_id, a.annotator, a.label, a.confidence, s.batch, s.round
+               FROM annotations a JOIN samples s ON s.dataset = a.dataset AND s.sample_id = a.sample_id
+               WHERE a.dataset = ? AND (?::VARCHAR IS NULL OR s.batch = ?)
+                 AND (?::INTEGER IS NULL OR s.round = ?)
+               ORDER BY a.sample_id, a.annotator""",
+            [dataset, batch, batch, round, round],
+        )
+
+    def predictions(self, dataset: str, round: int | None = None) -> pl.DataFrame:
+        """Predictions: sample_id, round, model, predicted, confidence, probs (aligned with labels)."""
+        return self.query_df(
+            """SELECT sample_id, round, model, predicted, confidence, probs FROM predictions
+               WHERE dataset = ? AND (?::INTEGER IS NULL OR round = ?) ORDER BY round, sample_id""",
+            [dataset, round, round],
+        )
+
+    def batches(self, dataset: str) -> list[str]:
+        with self.cursor() as cur:
+            return [r[0] for r in cur.execute(
+                "SELECT DISTINCT batch FROM samples WHERE dataset = ? AND batch IS NOT NULL ORDER BY batch",
+                [dataset]).fetchall()]
+
+    def rounds(self, dataset: str) -> list[int]:
+        """Rounds that have samples or predictions, ascending."""
+        with self.cursor() as cur:
+            return [r[0] for r in cur.execute(
+                """SELECT round FROM (SELECT round FROM samples WHERE dataset = ? AND round IS NOT NULL
+                   UNION SELECT round FROM predictions WHERE dataset = ?) ORDER BY round""",
+                [dataset, dataset]).fetchall()]
+
+    def latest_reviews(self, dataset: str) -> pl.DataFrame:
+        """The latest review of each reviewed sample: sample_id, version, new_label, reviewer, created_at."""
+        return self.query_df(
+            """SELECT sample_id, version, new_label, reviewer, created_at FROM reviews
+               WHERE dataset = ? QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY version DESC) = 1
+               ORDER BY sample_id""",
+            [dataset],
+        )
+
+    def reviews(self, dataset: str, sample_id: str | None = None) -> pl.DataFrame:
+        """All reviews (append-only history), oldest first."""
+        return self.query_df(
+            """SELECT review_id, sample_id, version, base_version, reviewer, old_label, new_label, reason, created_at
+               FROM reviews WHERE dataset = ? AND (?::VARCHAR IS NULL OR sample_id = ?)
+               ORDER BY sample_id, version""",
+            [dataset, sample_id, sample_id],
+        )
+
+    def overview_counts(self, dataset: str) -> dict[str, int]:
+        """KPI counts for the overview page."""
+        with self.cursor() as cur:
+            row = _first(cur.execute(
+                """SELECT
+                     (SELECT count(*) FROM samples WHERE dataset = $1),
+                     (SELECT count(DISTINCT sample_id) FROM (
+                         SELECT sample_id FROM annotations WHERE dataset = $1
+                         UNION ALL SELECT sample_id FROM reviews WHERE dataset = $1)),
+                     (SELECT count(DISTINCT annotator) FROM annotations WHERE dataset = $1),
+                     (SELECT count(*) FROM (SELECT round FROM samples WHERE dataset = $1 AND round IS NOT NULL
+                                            UNION SELECT round FROM predictions WHERE dataset = $1)),
+                     (SELECT count(*) FROM review_queue WHERE dataset = $1 AND status IN ('open', 'claimed')),
+                     (SELECT count(*) FROM predictions WHERE dataset = $1),
+                     (SELECT count(DISTINCT sample_id) FROM reviews WHERE dataset = $1)""",
+                [dataset],
+            ))
+        keys = ["samples", "labeled", "annotators", "rounds", "open_review", "predictions", "reviewed"]
+        return dict(zip(keys, (int(v) for v in row)))
+
+    def label_counts(self, dataset: str) -> pl.DataFrame:
+        """Annotation counts per label (all annotators), for the overview chart."""
+        return self.query_df(
+            "SELECT label, count(*) AS n FROM annotations WHERE dataset = ? GROUP BY label ORDER BY n DESC",
+            [dataset],
+        )
+
+    def samples_per_batch(self, dataset: str) -> pl.DataFrame:
+        return self.query_df(
+            """SELECT coalesce(batch, '(none)') AS batch, count(*) AS n FROM samples WHERE dataset = ?
+               GROUP BY ALL ORDER BY batch""",
+            [dataset],
+        )
+
+    # -- embeddings cache ---------------------------------------------------------------------
+    def cached_embeddings(self, model_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for ``hashes`` under ``model_id`` (missing ones are absent)."""
+        if not hashes:
+            return {}
+        with self.cursor() as cur:
+            cur.register("_h", pl.DataFrame({"h": list(dict.fromkeys(hashes))}).to_arrow())
+            try:
+                df = _frame(cur, 
+                    """SELECT e.content_hash, e.vector FROM embeddings e SEMI JOIN _h ON e.content_hash = _h.h
+                       WHERE e.model_id = ?""",
+                    [model_id],
+                )
+            finally:
+                cur.unregister("_h")
+        if df.height == 0:
+            return {}
+        vectors = np.asarray(df["vector"].to_list(), dtype=np.float32)
+        return dict(zip(df["content_hash"].to_list(), vectors))
+
+    def save_embeddings(self, model_id: str, hashes: list[str], vectors: np.ndarray) -> None:
+        """Store vectors (one row per hash) under ``model_id``; existing entries are kept."""
+        if len(hashes) != len(vectors):
+            raise ValueError(f"{len(hashes)} hashes but {len(vectors)} vectors")
+        if not hashes:
+            return
+        frame = pl.DataFrame(
+            {"content_hash": hashes, "vector": np.asarray(vectors, dtype=np.float32)}
+        ).unique("content_hash", keep="first", maintain_order=True)
+        with self.transaction() as cur:
+            cur.register("_v", frame.to_arrow())
+            try:
+                cur.execute(
+                    """INSERT INTO embeddings (model_id, content_hash, vector)
+                       SELECT ?, v.content_hash, v.vector::FLOAT[] FROM _v v
+                       ANTI JOIN (SELECT content_hash FROM embeddings WHERE model_id = ?) e
+                              ON e.content_hash = v.content_hash""",
+                    [model_id, model_id],
+                )
+            finally:
+                cur.unregister("_v")
+
+    # -- review queue (enqueue is shared by agreement, selection and quality pages) ------------
+    def enqueue(self, dataset: str, sample_ids: Sequence[str], reason: str, actor: str,
+                priority: Sequence[float] | float = 0.0, detail: dict[str, Any] | None = None) -> int:
+        """Add open queue entries; a sample already open/claimed for the same reason is skipped.
+
+        Returns the number of entries added. Audited as one ``queue.add`` row.
+        """
+        ids = list(dict.fromkeys(str(s) for s in sample_ids))
+        if not ids:
+            return 0
+        prio = [float(priority)] * len(ids) if np.isscalar(priority) else [float(p) for p in priority]
+        if len(prio) != len(ids):
+            raise ValueError("priority must be a number or one number per sample id")
+        frame = pl.DataFrame({"sample_id": ids, "priority": prio})
+        with self.transaction() as cur:
+            cur.register("_q", frame.to_arrow())
+            try:
+                unknown = cur.execute(
+                    """SELECT q.sample_id FROM _q q ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = ?) s
+                       ON s.sample_id = q.sample_id LIMIT 5""",
+                    [dataset],
+                ).fetchall()
+                if unknown:
+                    raise StoreError(f"unknown sample id(s) in {dataset!r}: {', '.join(r[0] for r in unknown)}")
+                before = _first(cur.execute("SELECT count(*) FROM review_queue"))[0]
+                cur.execute(
+                    """INSERT INTO review_queue (dataset, sample_id, reason, priority, created_by, created_at, detail)
+                       SELECT ?, q.sample_id, ?, q.priority, ?, ?, ? FROM _q q
+                       ANTI JOIN (SELECT sample_id FROM review_queue
+                                  WHERE dataset = ? AND reason = ? AND status IN ('open', 'claimed')) e
+                              ON e.sample_id = q.sample_id""",
+                    [dataset, reason, actor, _now(), json.dumps(detail, ensure_ascii=False) if detail else None,
+                     dataset, reason],
+                )
+                added = _first(cur.execute("SELECT count(*) FROM review_queue"))[0] - before
+            finally:
+                cur.unregister("_q")
+            self._audit(cur, actor, "queue.add", dataset, None, None, reason,
+                        {"added": int(added), "requested": len(ids), "reason": reason})
+        return int(added)
+
+    def queue(self, dataset: str, status: Sequence[str] | None = None, reason: str | None = None) -> pl.DataFrame:
+        """Queue entries of a dataset, highest priority first."""
+        return self.query_df(
+            """SELECT entry_id, sample_id, reason, priority, status, claimed_by, claimed_at, created_by,
+                      created_at, resolved_at, detail
+               FROM review_queue WHERE dataset = ?
+                 AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], status))
+                 AND (?::VARCHAR IS NULL OR reason = ?)
+               ORDER BY priority DESC, entry_id""",
+            [dataset, list(status) if status else None, list(status) if status else None, reason, reason],
+        )
+
+    # -- imported evaluation rounds -----------------------------------------------------------
+    def imported_round_metrics(self, dataset: str) -> pl.DataFrame:
+        return self.query_df(
+            "SELECT round, n_labeled, metric, value FROM imported_round_metrics WHERE dataset = ? ORDER BY round, metric",
+            [dataset],
+        )
+
+    def save_imported_round_metrics(self, dataset: str, table: pl.DataFrame, actor: str) -> int:
+        """Replace the imported evaluation rows of ``dataset`` with ``table`` (round, n_labeled, metric, value)."""
+        with self.transaction() as cur:
+            self.get_dataset(dataset)
+            cur.execute("DELETE FROM imported_round_metrics WHERE dataset = ?", [dataset])
+            cur.register("_m", table.select("round", "n_labeled", "metric", "value").to_arrow())
+            try:
+                cur.execute(
+                    """INSERT INTO imported_round_metrics (dataset, round, n_labeled, metric, value)
+                       SELECT ?, round, n_labeled, metric, value FROM _m""",
+                    [dataset],
+                )
+            finally:
+                cur.unregister("_m")
+            self._audit(cur, actor, "metrics.import", dataset, None, None, None, {"rows": table.height})
+        return table.height
+
+    def table_counts(self) -> dict[str, int]:
+        """Row counts of every table (for tests and the CLI's ``info``)."""
+        names = ["datasets", "samples", "annotations", "predictions", "reviews", "audit_log",
+                 "embeddings", "imports", "import_errors", "review_queue", "imported_round_metrics"]
+        with self.cursor() as cur:
+            return {n: _first(cur.execute(f"SELECT count(*) FROM {_quote_ident(n)}"))[0] for n in names}
+
+
+def default_db_path() -> Path:
+    """``$QUALITY_DB`` if set, else ``data/quality.duckdb`` under the current directory."""
+    env = os.environ.get("QUALITY_DB")
+    return Path(env) if env else DEFAULT_DB_PATH
+
+
+def open_store(path: str | os.PathLike[str] | None = None, busy_timeout: float | None = None) -> Store:
+    """Open (creating and migrating if needed) the store at ``path``.
+
+    ``path`` defaults to ``$QUALITY_DB`` or ``data/quality.duckdb``; ``":memory:"`` gives a
+    private in-memory store (tests). ``busy_timeout`` (default ``$QUALITY_DB_BUSY_TIMEOUT`` or
+    15 s) is how long to wait for another process that holds the file.
+    """
+    if busy_timeout is None:
+        busy_timeout = float(os.environ.get("QUALITY_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT))
+    return Store(default_db_path() if path is None else path, busy_timeout=busy_timeout)

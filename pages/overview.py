@@ -1,0 +1,67 @@
+"""Overview: KPI cards, label and batch distribution, recent activity of the chosen dataset."""
+
+import plotly.express as px
+import streamlit as st
+
+from pages.common import get_store, require_dataset, show_store_error
+
+st.title("Overview")
+dataset = require_dataset()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_overview(name: str):
+    store = get_store()
+    info = store.get_dataset(name)
+    return (info.labels, store.overview_counts(name), store.label_counts(name),
+            store.samples_per_batch(name), store.audit_log(dataset=name, limit=20), store.imports(name))
+
+
+try:
+    labels, counts, label_counts, per_batch, activity, imports = load_overview(dataset)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+st.caption(f"Dataset **{dataset}** · {len(labels)} labels: {', '.join(labels)}")
+cols = st.columns(5)
+cols[0].metric("Samples", f"{counts['samples']:,}")
+cols[1].metric("Labeled samples", f"{counts['labeled']:,}",
+               help="Samples with at least one annotation or review")
+cols[2].metric("Annotators", f"{counts['annotators']:,}")
+cols[3].metric("Rounds", f"{counts['rounds']:,}")
+cols[4].metric("Open review items", f"{counts['open_review']:,}")
+
+if counts["samples"] == 0:
+    st.info("This dataset has no samples yet: import a file on the **Import** page.")
+    st.stop()
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Annotations per label")
+    if label_counts.height:
+        fig = px.bar(label_counts.to_pandas(), x="label", y="n", labels={"n": "annotations"})
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, width="stretch")
+    else:
+        st.caption("No annotations yet.")
+with right:
+    st.subheader("Samples per batch")
+    fig = px.bar(per_batch.to_pandas(), x="batch", y="n", labels={"n": "samples"})
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, width="stretch")
+
+st.subheader("Recent activity")
+if activity.height:
+    st.dataframe(activity.select("logged_at", "actor", "action", "sample_id", "old_value", "new_value"),
+                 hide_index=True, width="stretch")
+else:
+    st.caption("Nothing recorded yet.")
+
+with st.expander(f"Imports ({imports.height})"):
+    st.dataframe(imports.select("import_id", "file", "format", "rows_total", "rows_ok", "rows_bad",
+                                "samples_new", "annotations_new", "predictions_new", "actor", "imported_at"),
+                 hide_index=True, width="stretch")
+if st.button("Refresh", help="Reload figures (e.g. after a command-line import)"):
+    st.cache_data.clear()
+    st.rerun()
