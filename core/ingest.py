@@ -450,7 +450,13 @@ def validate(
     work = work.with_columns(pl.coalesce(errors).alias("__error"), has_text.alias("__has_text"))
 
     # Duplicates within the file: the same id (or the same id+annotator in long form) twice.
-    key = ["sample_id", "annotator"] if m.annotator is not None else ["sample_id"]
+    # A row is keyed by its sample, plus its annotator (long form) and its prediction round, so
+    # one id may carry several annotators' labels and several rounds' predictions.
+    key = ["sample_id"]
+    if m.annotator is not None:
+        key.append("annotator")
+    if m.pred_round is not None:
+        key.append("pred_round_raw")
     ok = work.filter(pl.col("__error").is_null())
     ok = ok.with_columns(pl.col("__row").min().over(key).alias("__first_row"))
     dup = ok.filter(pl.col("__row") != pl.col("__first_row")).select(
@@ -545,7 +551,8 @@ def validate(
                     pl.col("round_f"), pl.lit(0.0)).cast(pl.Int32).alias("round"),
         pl.coalesce(pl.col("model"), pl.lit(model, dtype=pl.Utf8)).alias("model"),
     )
-    predictions = pred.select("sample_id", "round", "model", "predicted", "confidence", "probs")
+    predictions = pred.select("sample_id", "round", "model", "predicted", "confidence", "probs").unique(
+        ["sample_id", "round"], keep="first", maintain_order=True)
 
     first_errors = work.filter(pl.col("__error").is_not_null()).select("__row", pl.col("__error").alias("reason"))
     errors_df = pl.concat([first_errors, dup, late]).sort("__row")
