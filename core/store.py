@@ -18,11 +18,13 @@ is one transaction: it commits whole or not at all.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +37,10 @@ import polars as pl
 
 DEFAULT_DB_PATH = Path("data") / "quality.duckdb"
 DEFAULT_BUSY_TIMEOUT = 15.0
+# After the last operation of a process ends, the file stays open this long before the lock is
+# released: bursts of operations (a page run, a review save) then open the file once, while
+# another process still gets the lock a fraction of a second after this one goes idle.
+DEFAULT_LINGER = 0.3
 ROLES_THAT_WRITE = frozenset({"lead", "reviewer", "system"})
 
 
@@ -241,9 +247,12 @@ class Store:
     ``busy_timeout`` seconds for another process to release it, then raises :class:`StoreBusy`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 linger: float = DEFAULT_LINGER):
         self.path = str(path)
         self.busy_timeout = float(busy_timeout)
+        self.linger = float(linger)
+        self._idle_timer: threading.Timer | None = None
         self.in_memory = self.path == ":memory:"
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -251,6 +260,7 @@ class Store:
         self._local = threading.local()
         if not self.in_memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _OPEN_STORES.add(self)
         self.migrate()
 
     # -- connection management ----------------------------------------------------------------
@@ -285,6 +295,9 @@ class Store:
                 local.depth -= 1
             return
         with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
             if self._con is None:
                 self._con = self._open()
             self._users += 1
@@ -299,9 +312,25 @@ class Store:
             with self._lock:
                 self._users -= 1
                 if self._users == 0 and not self.in_memory and self._con is not None:
-                    # Last user in this process: release the file lock for other processes.
-                    self._con.close()
-                    self._con = None
+                    # Last user in this process: release the file lock for other processes,
+                    # after a short linger so that a burst of operations opens the file once.
+                    if self.linger <= 0:
+                        self._release()
+                    else:
+                        self._idle_timer = threading.Timer(self.linger, self._release_if_idle)
+                        self._idle_timer.daemon = True
+                        self._idle_timer.start()
+
+    def _release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._idle_timer = None
+                self._release()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -328,11 +357,12 @@ class Store:
                 self._local.in_tx = False
 
     def close(self) -> None:
-        """Close the process connection (only needed for in-memory stores or at shutdown)."""
+        """Close the process connection now (releases the file lock without waiting for the linger)."""
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            self._release()
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run a read query with parameters and return a polars DataFrame."""
@@ -929,6 +959,27 @@ class Store:
                         {"added": int(added), "requested": len(ids), "reason": reason})
         return int(added)
 
+    def set_excluded(self, dataset: str, sample_ids: Sequence[str], excluded: bool, actor: str,
+                     reason: str | None = None) -> int:
+        """Mark samples excluded from (or back into) export; returns how many changed. Audited."""
+        ids = list(dict.fromkeys(str(s) for s in sample_ids))
+        if not ids:
+            return 0
+        with self.transaction() as cur:
+            self.get_dataset(dataset)
+            changed = _first(cur.execute(
+                """SELECT count(*) FROM samples WHERE dataset = ? AND list_contains(?::VARCHAR[], sample_id)
+                   AND excluded <> ?""",
+                [dataset, ids, excluded],
+            ))[0]
+            cur.execute(
+                "UPDATE samples SET excluded = ? WHERE dataset = ? AND list_contains(?::VARCHAR[], sample_id)",
+                [excluded, dataset, ids],
+            )
+            self._audit(cur, actor, "sample.exclude" if excluded else "sample.include", dataset, None,
+                        None, None, {"sample_ids": ids[:1000], "count": len(ids), "reason": reason})
+        return int(changed)
+
     def queue(self, dataset: str, status: Sequence[str] | None = None, reason: str | None = None) -> pl.DataFrame:
         """Queue entries of a dataset, highest priority first."""
         return self.query_df(
@@ -940,6 +991,133 @@ class Store:
                ORDER BY priority DESC, entry_id""",
             [dataset, list(status) if status else None, list(status) if status else None, reason, reason],
         )
+
+    # -- reviews and the claim protocol of the queue (logic in core.review) -------------------
+    def review_head(self, dataset: str, sample_id: str) -> dict[str, Any] | None:
+        """The latest review of a sample (version, reviewer, new_label, reason, created_at), or None."""
+        with self.cursor() as cur:
+            df = _frame(cur,
+                        """SELECT version, reviewer, old_label, new_label, reason, created_at FROM reviews
+                           WHERE dataset = ? AND sample_id = ? ORDER BY version DESC LIMIT 1""",
+                        [dataset, sample_id])
+        return df.row(0, named=True) if df.height else None
+
+    def append_review(self, dataset: str, sample_id: str, version: int, base_version: int, reviewer: str,
+                      old_label: str | None, new_label: str, reason: str | None, action: str = "review.save") -> None:
+        """Insert one review row, close the sample's queue entries and audit it (one transaction).
+
+        The primary key (dataset, sample_id, version) makes a concurrent save of the same
+        version fail at commit, which :mod:`core.review` turns into a ``ReviewConflict``.
+        """
+        now = _now()
+        with self.transaction() as cur:
+            cur.execute(
+                """INSERT INTO reviews (dataset, sample_id, version, base_version, reviewer, old_label,
+                                        new_label, reason, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [dataset, sample_id, version, base_version, reviewer, old_label, new_label, reason, now],
+            )
+            cur.execute(
+                """UPDATE review_queue SET status = 'done', resolved_at = ?
+                   WHERE dataset = ? AND sample_id = ? AND status IN ('open', 'claimed')""",
+                [now, dataset, sample_id],
+            )
+            self._audit(cur, reviewer, action, dataset, sample_id, old_label, new_label,
+                        {"version": version, "base_version": base_version, "reason": reason})
+
+    def sample_annotations(self, dataset: str, sample_id: str) -> pl.DataFrame:
+        """Annotations of one sample: annotator, label, confidence, created_at."""
+        return self.query_df(
+            """SELECT annotator, label, confidence, created_at FROM annotations
+               WHERE dataset = ? AND sample_id = ? ORDER BY annotator""",
+            [dataset, sample_id],
+        )
+
+    def sample_predictions(self, dataset: str, sample_id: str) -> pl.DataFrame:
+        """Predictions of one sample, latest round first."""
+        return self.query_df(
+            """SELECT round, model, predicted, confidence, probs FROM predictions
+               WHERE dataset = ? AND sample_id = ? ORDER BY round DESC""",
+            [dataset, sample_id],
+        )
+
+    def claim_queue_entry(self, dataset: str, reviewer: str, claim_ttl_seconds: float,
+                          reasons: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """Atomically claim the highest-priority open entry (or one whose claim expired).
+
+        Returns the claimed entry, or None when nothing is left. A reviewer who already holds
+        an unexpired claim gets that entry back. Two sessions never get the same entry: the
+        UPDATE is conditional on the status read, and a lost race is retried.
+        """
+        reason_list = list(reasons) if reasons else None
+        for _attempt in range(20):
+            try:
+                with self.transaction() as cur:
+                    now = _now()
+                    held = _first(cur.execute(
+                        """SELECT entry_id FROM review_queue
+                           WHERE dataset = ? AND status = 'claimed' AND claimed_by = ?
+                             AND claimed_at > ? - to_seconds(?)
+                             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], reason))
+                           ORDER BY priority DESC, entry_id LIMIT 1""",
+                        [dataset, reviewer, now, float(claim_ttl_seconds), reason_list, reason_list],
+                    ))
+                    if held is None:
+                        cand = _first(cur.execute(
+                            """SELECT entry_id FROM review_queue
+                               WHERE dataset = ? AND (status = 'open' OR (status = 'claimed'
+                                     AND claimed_at <= ? - to_seconds(?)))
+                                 AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], reason))
+                               ORDER BY priority DESC, entry_id LIMIT 1""",
+                            [dataset, now, float(claim_ttl_seconds), reason_list, reason_list],
+                        ))
+                        if cand is None:
+                            return None
+                        cur.execute(
+                            "UPDATE review_queue SET status = 'claimed', claimed_by = ?, claimed_at = ? WHERE entry_id = ?",
+                            [reviewer, now, cand[0]],
+                        )
+                        entry_id = cand[0]
+                    else:
+                        entry_id = held[0]
+                    df = _frame(cur, "SELECT * FROM review_queue WHERE entry_id = ?", [entry_id])
+                return df.row(0, named=True)
+            except (duckdb.TransactionException, duckdb.ConstraintException):
+                time.sleep(0.005 * (_attempt + 1))  # another session won this entry: try the next
+        raise StoreBusy("could not claim a queue entry: too many concurrent claims, try again")
+
+    def set_queue_status(self, entry_id: int, status: str, actor: str) -> None:
+        """Set an entry's status (``open`` releases a claim, ``skipped``, ``done``), audited."""
+        if status not in {"open", "claimed", "done", "skipped"}:
+            raise ValueError(f"unknown queue status {status!r}")
+        with self.transaction() as cur:
+            row = _first(cur.execute("SELECT dataset, sample_id, status FROM review_queue WHERE entry_id = ?",
+                                     [entry_id]))
+            if row is None:
+                raise StoreError(f"no queue entry {entry_id}")
+            cur.execute(
+                """UPDATE review_queue SET status = ?,
+                          claimed_by = CASE WHEN ? = 'open' THEN NULL ELSE claimed_by END,
+                          resolved_at = CASE WHEN ? IN ('done', 'skipped') THEN ? ELSE NULL END
+                   WHERE entry_id = ?""",
+                [status, status, status, _now(), entry_id],
+            )
+            self._audit(cur, actor, f"queue.{status}", row[0], row[1], row[2], status, {"entry_id": entry_id})
+
+    def selection_predictions(self, dataset: str, batch: str | None = None, round: int | None = None,
+                              include_excluded: bool = True) -> pl.DataFrame:
+        """Predictions of the samples in one batch and/or sample round, every prediction round.
+
+        Columns: sample_id, pred_round (the prediction's round), predicted, confidence.
+        """
+        with self.cursor() as cur:
+            return _frame(cur,
+                          """SELECT p.sample_id, p.round AS pred_round, p.predicted, p.confidence
+                             FROM predictions p JOIN samples s ON s.dataset = p.dataset AND s.sample_id = p.sample_id
+                             WHERE p.dataset = ? AND (?::VARCHAR IS NULL OR s.batch = ?)
+                               AND (?::INTEGER IS NULL OR s.round = ?) AND (? OR NOT s.excluded)
+                             ORDER BY p.round, p.sample_id""",
+                          [dataset, batch, batch, round, round, include_excluded])
 
     # -- imported evaluation rounds -----------------------------------------------------------
     def imported_round_metrics(self, dataset: str) -> pl.DataFrame:
@@ -973,19 +1151,36 @@ class Store:
             return {n: _first(cur.execute(f"SELECT count(*) FROM {_quote_ident(n)}"))[0] for n in names}
 
 
+_OPEN_STORES: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    """Close lingering connections at interpreter exit (checkpoints the WAL cleanly)."""
+    for store in list(_OPEN_STORES):
+        try:
+            store.close()
+        except Exception:  # exiting anyway; never mask the real exit status
+            pass
+
+
 def default_db_path() -> Path:
     """``$QUALITY_DB`` if set, else ``data/quality.duckdb`` under the current directory."""
     env = os.environ.get("QUALITY_DB")
     return Path(env) if env else DEFAULT_DB_PATH
 
 
-def open_store(path: str | os.PathLike[str] | None = None, busy_timeout: float | None = None) -> Store:
+def open_store(path: str | os.PathLike[str] | None = None, busy_timeout: float | None = None,
+               linger: float | None = None) -> Store:
     """Open (creating and migrating if needed) the store at ``path``.
 
     ``path`` defaults to ``$QUALITY_DB`` or ``data/quality.duckdb``; ``":memory:"`` gives a
     private in-memory store (tests). ``busy_timeout`` (default ``$QUALITY_DB_BUSY_TIMEOUT`` or
-    15 s) is how long to wait for another process that holds the file.
+    15 s) is how long to wait for another process that holds the file; ``linger`` (default
+    0.3 s) how long the file stays open after the last operation before its lock is released.
     """
     if busy_timeout is None:
         busy_timeout = float(os.environ.get("QUALITY_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT))
-    return Store(default_db_path() if path is None else path, busy_timeout=busy_timeout)
+    if linger is None:
+        linger = float(os.environ.get("QUALITY_DB_LINGER", DEFAULT_LINGER))
+    return Store(default_db_path() if path is None else path, busy_timeout=busy_timeout, linger=linger)
