@@ -1,6 +1,7 @@
 """Entry point: page config, demo data on first start, dataset picker, navigation."""
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -42,12 +43,28 @@ with st.sidebar:
         st.session_state["dataset"] = None
         st.caption("No dataset yet.")
 
-pages = {
+# Pages that exist on disk are shown; a page file is the only thing a new page has to add.
+_PAGES = {
     "Quality": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        ("pages/overview.py", "Overview", ":material/dashboard:"),
+        ("pages/agreement.py", "Agreement", ":material/groups:"),
+        ("pages/drift.py", "Drift", ":material/ssid_chart:"),
+        ("pages/data_quality.py", "Data quality", ":material/rule:"),
+        ("pages/iterations.py", "Iterations", ":material/trending_up:"),
+    ],
+    "Labeling": [
+        ("pages/review.py", "Review", ":material/edit_note:"),
+        ("pages/selection.py", "Active learning", ":material/target:"),
+        ("pages/audit.py", "Audit", ":material/history:"),
     ],
     "Data": [
-        st.Page("pages/import_data.py", title="Import", icon=":material/upload:"),
+        ("pages/import_data.py", "Import", ":material/upload:"),
     ],
+}
+_ROOT = Path(__file__).parent
+pages = {
+    section: [st.Page(path, title=title, icon=icon, default=(path == "pages/overview.py"))
+              for path, title, icon in entries if (_ROOT / path).exists()]
+    for section, entries in _PAGES.items()
 }
 st.navigation(pages).run()

@@ -994,13 +994,32 @@ class Store:
 
     # -- reviews and the claim protocol of the queue (logic in core.review) -------------------
     def review_head(self, dataset: str, sample_id: str) -> dict[str, Any] | None:
-        """The latest review of a sample (version, reviewer, new_label, reason, created_at), or None."""
+        """The latest review of a sample (version, reviewer, old_label, new_label, reason, created_at), or None."""
         with self.cursor() as cur:
-            df = _frame(cur,
-                        """SELECT version, reviewer, old_label, new_label, reason, created_at FROM reviews
-                           WHERE dataset = ? AND sample_id = ? ORDER BY version DESC LIMIT 1""",
-                        [dataset, sample_id])
-        return df.row(0, named=True) if df.height else None
+            row = _first(cur.execute(
+                """SELECT version, reviewer, old_label, new_label, reason, created_at FROM reviews
+                   WHERE dataset = ? AND sample_id = ? ORDER BY version DESC LIMIT 1""",
+                [dataset, sample_id]))
+        if row is None:
+            return None
+        return dict(zip(("version", "reviewer", "old_label", "new_label", "reason", "created_at"), row))
+
+    def has_sample(self, dataset: str, sample_id: str) -> bool:
+        return self._scalar("SELECT count(*) FROM samples WHERE dataset = ? AND sample_id = ?", [dataset, sample_id]) > 0
+
+    def majority_label(self, dataset: str, sample_id: str) -> str | None:
+        """The label with strictly the most annotators on one sample, or None (no votes, or a tie).
+
+        The same rule as :func:`core.metrics.gold_labels`, for one sample in one query.
+        """
+        with self.cursor() as cur:
+            rows = cur.execute(
+                """SELECT label, count(DISTINCT annotator) AS votes FROM annotations
+                   WHERE dataset = ? AND sample_id = ? GROUP BY label ORDER BY votes DESC, label LIMIT 2""",
+                [dataset, sample_id]).fetchall()
+        if not rows or (len(rows) == 2 and rows[0][1] == rows[1][1]):
+            return None
+        return rows[0][0]
 
     def append_review(self, dataset: str, sample_id: str, version: int, base_version: int, reviewer: str,
                       old_label: str | None, new_label: str, reason: str | None, action: str = "review.save") -> None:

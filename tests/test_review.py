@@ -1,0 +1,181 @@
+"""Label write-back: versions, conflicts, validation, undo, audit, and the queue's claim protocol."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from core.ingest import import_file
+from core.review import ReviewConflict, ReviewError, current_label, sample_version, save_review, undo_review
+
+LABELS = ["cancel", "refund", "other"]
+
+
+@pytest.fixture
+def ds(store, tmp_path):
+    rows = []
+    for i in range(40):
+        votes = [("alice", "cancel"), ("bo", "cancel" if i % 4 else "refund"), ("chen", "refund")]
+        for ann, lab in votes:
+            rows.append({"id": f"s{i:03d}", "text": f"请取消订单 {i} please cancel", "annotator": ann, "label": lab})
+    rows.append({"id": "tie", "text": "tie case", "annotator": "alice", "label": "cancel"})
+    rows.append({"id": "tie", "text": "tie case", "annotator": "bo", "label": "refund"})
+    path = tmp_path / "ann.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    import_file(store, path, "d", labels=LABELS)
+    return store
+
+
+def test_first_review_is_version_one_and_becomes_gold(ds):
+    assert sample_version(ds, "d", "s001") == 0
+    assert current_label(ds, "d", "s001") == ("cancel", "majority")
+    v = save_review(ds, "d", "s001", "refund", "rita", "wrong intent", 0)
+    assert v == 1 and sample_version(ds, "d", "s001") == 1
+    assert current_label(ds, "d", "s001") == ("refund", "review")
+    rev = ds.reviews("d", "s001").row(0, named=True)
+    assert (rev["old_label"], rev["new_label"], rev["reviewer"], rev["base_version"]) == ("cancel", "refund", "rita", 0)
+    audit = ds.audit_log(dataset="d", action="review.save")
+    assert audit.height == 1
+    assert audit.row(0, named=True)["old_value"] == "cancel" and audit.row(0, named=True)["new_value"] == "refund"
+
+
+def test_tie_has_no_old_label(ds):
+    assert current_label(ds, "d", "tie") == (None, None)
+    save_review(ds, "d", "tie", "other", "rita", None, 0)
+    assert ds.reviews("d", "tie")["old_label"].to_list() == [None]
+
+
+def test_stale_base_version_raises_conflict_naming_the_other_change(ds):
+    save_review(ds, "d", "s002", "refund", "rita", None, 0)
+    before = ds.table_counts()
+    with pytest.raises(ReviewConflict) as err:
+        save_review(ds, "d", "s002", "other", "sam", None, 0)
+    assert "rita" in str(err.value) and "refund" in str(err.value)
+    assert err.value.current["reviewer"] == "rita"
+    assert ds.table_counts() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(new_label="nope"), "not in the label set"),
+        (dict(reviewer="  "), "reviewer"),
+        (dict(sample_id="missing"), "unknown sample"),
+    ],
+)
+def test_invalid_reviews_are_refused_and_change_nothing(ds, kwargs, message):
+    args = dict(sample_id="s003", new_label="refund", reviewer="rita")
+    args.update(kwargs)
+    before = ds.table_counts()
+    with pytest.raises(ReviewError, match=message):
+        save_review(ds, "d", args["sample_id"], args["new_label"], args["reviewer"], None, 0)
+    assert ds.table_counts() == before
+
+
+def test_undo_appends_a_review_restoring_the_previous_label(ds):
+    # s005: alice cancel, bo cancel, chen refund -> majority "cancel" before any review.
+    save_review(ds, "d", "s005", "other", "rita", None, 0)
+    v = undo_review(ds, "d", "s005", "sam", 1)
+    assert v == 2
+    hist = ds.reviews("d", "s005")
+    assert hist["new_label"].to_list() == ["other", "cancel"]
+    assert current_label(ds, "d", "s005") == ("cancel", "review")
+    assert ds.audit_log(dataset="d", action="review.undo").height == 1
+
+
+def test_saving_closes_the_samples_queue_entries(ds):
+    ds.enqueue("d", ["s006", "s007"], "disagreement", actor="lead")
+    save_review(ds, "d", "s006", "refund", "rita", None, 0)
+    q = ds.queue("d")
+    assert dict(zip(q["sample_id"], q["status"])) == {"s006": "done", "s007": "open"}
+
+
+def test_eight_threads_same_sample_same_base_one_wins(ds):
+    results, barrier = [], threading.Barrier(8)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results.append(save_review(ds, "d", "s008", LABELS[i % 3], f"r{i}", None, 0))
+        except ReviewConflict as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [r for r in results if r == 1]
+    conflicts = [r for r in results if isinstance(r, ReviewConflict)]
+    assert len(wins) == 1 and len(conflicts) == 7
+    assert ds.reviews("d", "s008").height == 1
+    assert ds.audit_log(dataset="d", sample_id="s008", action="review.save").height == 1
+
+
+def test_eight_threads_distinct_samples_lose_nothing(store, tmp_path):
+    n_threads, per_thread = 8, 250
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"m{i}", "text": f"t{i}", "label": "cancel"})
+                              for i in range(n_threads * per_thread)), encoding="utf-8")
+    import_file(store, path, "many", labels=LABELS)
+    errors = []
+
+    def worker(t):
+        try:
+            for j in range(per_thread):
+                save_review(store, "many", f"m{t * per_thread + j}", "refund", f"r{t}", "bulk", 0)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    counts = store.table_counts()
+    assert counts["reviews"] == n_threads * per_thread
+    assert store.audit_log(dataset="many", action="review.save", limit=10_000).height == n_threads * per_thread
+
+
+def test_claims_never_hand_out_one_entry_twice(ds):
+    ids = [f"s{i:03d}" for i in range(10, 30)]
+    ds.enqueue("d", ids, "label_issue", actor="lead", priority=list(range(20)))
+    got, barrier = [], threading.Barrier(4)
+
+    def claimer(name):
+        barrier.wait()
+        for _ in range(5):
+            entry = ds.claim_queue_entry("d", f"{name}-{_}", claim_ttl_seconds=600)
+            got.append(entry["sample_id"])
+
+    threads = [threading.Thread(target=claimer, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == sorted(ids)
+    assert ds.claim_queue_entry("d", "late", claim_ttl_seconds=600) is None
+
+
+def test_claim_returns_held_entry_and_expired_claims_are_reclaimed(ds):
+    ds.enqueue("d", ["s031", "s032"], "manual", actor="lead", priority=[2, 1])
+    first = ds.claim_queue_entry("d", "rita", claim_ttl_seconds=600)
+    assert first["sample_id"] == "s031"
+    assert ds.claim_queue_entry("d", "rita", claim_ttl_seconds=600)["entry_id"] == first["entry_id"]
+    assert ds.claim_queue_entry("d", "sam", claim_ttl_seconds=600)["sample_id"] == "s032"
+    # With a zero time-to-live every claim has expired: the top entry goes to the next reviewer.
+    assert ds.claim_queue_entry("d", "tom", claim_ttl_seconds=0)["sample_id"] == "s031"
+
+
+def test_skip_and_release(ds):
+    ds.enqueue("d", ["s033"], "manual", actor="lead")
+    entry = ds.claim_queue_entry("d", "rita", claim_ttl_seconds=600)
+    ds.set_queue_status(entry["entry_id"], "open", actor="rita")
+    assert ds.queue("d", status=["open"]).height == 1
+    ds.set_queue_status(entry["entry_id"], "skipped", actor="rita")
+    assert ds.queue("d", status=["open", "claimed"]).height == 0
+    with pytest.raises(ValueError):
+        ds.set_queue_status(entry["entry_id"], "bogus", actor="rita")
