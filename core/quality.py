@@ -1,0 +1,1038 @@
+"""Data quality checks: exact/near duplicates, completeness, cleaning findings, PII detection and masking, suspected label errors."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+import numbers
+import re
+import unicodedata
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+__all__ = [
+    "CLEANING_KINDS",
+    "COMPLETENESS_KINDS",
+    "DEFAULT_SHINGLE",
+    "PII_KINDS",
+    "clean_text",
+    "cleaning_findings",
+    "combine_fields",
+    "completeness_issues",
+    "exact_duplicates",
+    "find_pii",
+    "mask_pii",
+    "near_duplicate_pairs",
+    "near_duplicates",
+    "normalize_text",
+    "out_of_fold_probs",
+    "shingles",
+    "suspected_label_errors",
+]
+
+Finding = tuple[str, int, int, str]
+
+# ---------------------------------------------------------------------------
+# Normalization and shingles
+# ---------------------------------------------------------------------------
+
+#: Shingle scheme: overlapping character 3-grams of the normalized text, spaces included.
+#: One scheme for both scripts, with no word segmentation: 3 characters are about one or two
+#: Chinese words and a syllable-sized piece of English. A one-character edit changes at most
+#: 3 shingles, so a 30-character Chinese sentence with one edit keeps Jaccard ~0.8, while
+#: unrelated English texts (the worst case for short shingles) share well under 30% of their
+#: 3-grams. A text shorter than 3 characters is a single shingle: itself.
+DEFAULT_SHINGLE = 3
+
+
+def normalize_text(text: str | None) -> str:
+    """Return ``text`` in Unicode NFKC, case-folded, with whitespace runs collapsed to one space and ends stripped.
+
+    ``None`` becomes ``""``. NFKC also folds full-width letters and digits to ASCII.
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise ValueError(f"expected text as a string, got {type(text).__name__}")
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def shingles(text: str, k: int = DEFAULT_SHINGLE) -> set[str]:
+    """Return the set of character ``k``-grams of ``text`` as given (normalize it first).
+
+    An empty text has no shingles; a non-empty text shorter than ``k`` is one shingle, itself.
+    """
+    _check_shingle(k)
+    if not text:
+        return set()
+    if len(text) < k:
+        return {text}
+    return {text[i : i + k] for i in range(len(text) - k + 1)}
+
+
+def _check_shingle(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"shingle length must be a positive integer, got {k!r}")
+
+
+def _jaccard(a: set, b: set) -> float:
+    if not a and not b:
+        return 1.0
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def combine_fields(df: pl.DataFrame, fields: Sequence[str] = ("instruction", "input", "output"), sep: str = "\n") -> list[str]:
+    """Join the chosen text fields of each row (missing columns and nulls skipped) into one text per row.
+
+    Use it to feed :func:`exact_duplicates` / :func:`near_duplicates` "across the chosen text fields".
+    """
+    if not isinstance(df, pl.DataFrame):
+        raise ValueError("expected a polars DataFrame")
+    present = [f for f in fields if f in df.columns]
+    if not present:
+        raise ValueError(f"none of the text fields {list(fields)} is a column of the data set")
+    columns = [df.get_column(f).cast(pl.Utf8).to_list() for f in present]
+    return [sep.join(v for v in row if v) for row in zip(*columns)]
+
+
+# ---------------------------------------------------------------------------
+# Duplicates
+# ---------------------------------------------------------------------------
+
+
+def exact_duplicates(texts: Sequence[str | None]) -> list[list[int]]:
+    """Group row indices whose texts are equal after :func:`normalize_text`.
+
+    Returns groups of two or more indices, each sorted, groups ordered by their first index.
+    Texts that normalize to ``""`` are not grouped (empty fields are a completeness issue).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        n = normalize_text(t)
+        if n:
+            groups.setdefault(n, []).append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_MASK64 = (1 << 64) - 1
+_FMIX64 = (33, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53)
+# Polynomial base of the shingle key: 2**21 packs up to three code points (21 bits each)
+# into 64 bits without loss; longer shingles use an odd 64-bit multiplier (a hash, not a packing).
+_PACK_BASE = 1 << 21
+_HASH_BASE = 0x9E3779B97F4A7C15
+
+
+def _shingle_base(k: int) -> int:
+    return _PACK_BASE if k <= 3 else _HASH_BASE
+
+
+def _shingle_hash32(shingle: str, k: int = DEFAULT_SHINGLE) -> int:
+    """32-bit hash of one shingle: the scalar twin of the vectorized hashing in ``_signatures``.
+
+    Usable as ``hashfunc`` of a ``datasketch.MinHash`` (scheme ``affine32``) to reproduce our signatures.
+    """
+    base = _shingle_base(k)
+    key = 0
+    for ch in shingle:
+        key = (key * base + ord(ch)) & _MASK64
+    if len(shingle) < k:  # a short text is one shingle: pad so it cannot equal a real k-gram
+        for _ in range(k - len(shingle)):
+            key = (key * base + 0x1FFFFF) & _MASK64
+    s, m1, m2 = _FMIX64
+    key ^= key >> s
+    key = (key * m1) & _MASK64
+    key ^= key >> s
+    key = (key * m2) & _MASK64
+    key ^= key >> s
+    return key & 0xFFFFFFFF
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    s, m1, m2 = (np.uint64(x) for x in _FMIX64)
+    h = h ^ (h >> s)
+    h = h * m1
+    h = h ^ (h >> s)
+    h = h * m2
+    return h ^ (h >> s)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    # MurmurHash3 32-bit finalizer, the pre-mix datasketch's "affine32" scheme applies to each input hash.
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def _signatures(norm_texts: Sequence[str], k: int, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures (uint32, one row per non-empty text), identical to
+    ``datasketch.MinHash(num_perm, seed, hashfunc=_shingle_hash32).update_batch(shingles)``.
+
+    Vectorized with numpy because per-text datasketch updates hash each shingle in Python
+    (~200k texts x ~100 shingles is minutes); the permutation parameters are datasketch's own.
+    """
+    from datasketch import MinHash
+
+    perm_a, perm_b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    perm_a = perm_a.astype(np.uint32)[:, None]
+    perm_b = perm_b.astype(np.uint32)[:, None]
+    base = np.uint64(_shingle_base(k))
+    pad = np.uint64(0x1FFFFF)
+    out = np.empty((len(norm_texts), num_perm), dtype=np.uint32)
+    # Chunks keep the (num_perm x shingles) work matrix near 64 MB; it is laid out permutation-major
+    # because numpy's min.reduceat is several times faster along the contiguous axis.
+    max_shingles = max(1, (64 << 20) // (4 * num_perm))
+    work = np.empty(num_perm * max_shingles, dtype=np.uint32)
+    i = 0
+    while i < len(norm_texts):
+        j, total = i, 0
+        while j < len(norm_texts):
+            size = max(1, len(norm_texts[j]) - k + 1)
+            if j > i and total + size > max_shingles:
+                break
+            total += size
+            j += 1
+        chunk = norm_texts[i:j]
+        lengths = np.fromiter((len(t) for t in chunk), dtype=np.int64, count=len(chunk))
+        cps = np.frombuffer("".join(chunk).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        # Pad every text to at least k code points with a non-character so a short text is one shingle.
+        if (lengths < k).any():
+            pieces, start = [], 0
+            for length in lengths.tolist():
+                pieces.append(cps[start : start + length])
+                if length < k:
+                    pieces.append(np.full(k - length, pad, dtype=np.uint64))
+                start += length
+            cps = np.concatenate(pieces)
+            lengths = np.maximum(lengths, k)
+        n_pos = len(cps) - k + 1
+        keys = np.zeros(n_pos, dtype=np.uint64)
+        for off in range(k):
+            keys = keys * base + cps[off : off + n_pos]
+        n_sh = lengths - k + 1
+        # keep positions whose k-gram lies inside one text: text t owns starts[t] .. starts[t] + n_sh[t] - 1
+        valid = np.ones(n_pos, dtype=bool)
+        ends = np.cumsum(lengths)
+        for off in range(1, k):
+            cut = ends[:-1] - off
+            valid[cut[cut >= 0]] = False
+        h32 = (_fmix64(keys[valid]) & _MASK32).astype(np.uint32)
+        hv = _fmix32(h32)[None, :]
+        mat = work[: num_perm * len(h32)].reshape(num_perm, len(h32))
+        np.multiply(perm_a, hv, out=mat)
+        mat += perm_b
+        seg = np.concatenate(([0], np.cumsum(n_sh)[:-1]))
+        out[i:j] = np.minimum.reduceat(mat, seg, axis=1).T
+        i = j
+    return out
+
+
+def _lsh_params(threshold: float, num_perm: int, target: float = 0.99) -> tuple[int, int]:
+    # datasketch's optimizer balances false positives against false negatives, which leaves recall
+    # at the threshold itself near 0.4-0.9; we want >= 0.99 there and verify every pair exactly,
+    # so pick the longest band (fewest false candidates) that still meets the target.
+    best = (num_perm, 1)
+    for r in range(1, num_perm // 2 + 1):
+        b = num_perm // r
+        if b < 2:
+            break
+        if 1.0 - (1.0 - threshold**r) ** b >= target:
+            best = (b, r)
+    return best
+
+
+def _candidate_pairs(sig: np.ndarray, b: int, r: int, seed: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a < b) of signature rows that agree on all ``r`` values of at least one of ``b`` bands."""
+    n = len(sig)
+    parts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    if backend == "datasketch":
+        from datasketch import LeanMinHash, MinHashLSH
+
+        lsh = MinHashLSH(num_perm=sig.shape[1], params=(b, r))
+        sketches = [LeanMinHash(seed=seed, hashvalues=row, scheme="affine32") for row in sig]
+        with lsh.insertion_session() as session:
+            for idx, m in enumerate(sketches):
+                session.insert(idx, m, check_duplication=False)
+        for idx, m in enumerate(sketches):
+            others = np.asarray([o for o in lsh.query(m) if o > idx], dtype=np.int64)
+            parts.append(idx * n + others)
+    else:
+        # Hand-written banding: MinHashLSH inserts one key at a time in Python (~100 us each, 20+ s
+        # for 200k texts); sorting each band's rows with numpy finds the same buckets in about a second.
+        mult = np.uint64(_HASH_BASE)
+        for band in range(b):
+            block = sig[:, band * r : (band + 1) * r]
+            h = block[:, 0].astype(np.uint64)
+            for col in range(1, r):
+                h = h * mult + block[:, col]
+            order = np.argsort(h, kind="stable")  # equal rows end up adjacent
+            rows = block[order]
+            same = np.concatenate(([False], (rows[1:] == rows[:-1]).all(axis=1), [False]))
+            if not same.any():
+                continue
+            # a bucket is a run of equal rows in sorted order: it spans order[start:stop]
+            flips = np.flatnonzero(same[1:] != same[:-1])
+            starts, lengths = flips[0::2], flips[1::2] + 1 - flips[0::2]
+            for size in np.unique(lengths).tolist():
+                st = starts[lengths == size]
+                ia, ib = np.triu_indices(size, k=1)
+                x, y = order[st[:, None] + ia[None, :]].ravel(), order[st[:, None] + ib[None, :]].ravel()
+                parts.append(np.minimum(x, y) * n + np.maximum(x, y))
+    codes = np.unique(np.concatenate(parts))
+    return codes // n, codes % n
+
+
+def near_duplicate_pairs(
+    texts: Sequence[str | None],
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    shingle: int = DEFAULT_SHINGLE,
+    seed: int = 1,
+    lsh_backend: str = "numpy",
+) -> pl.DataFrame:
+    """Find pairs of rows whose normalized texts have character-shingle Jaccard >= ``threshold``.
+
+    MinHash signatures (datasketch permutations, scheme ``affine32``) are banded LSH-style
+    with bands chosen for >= 99% recall at the threshold (``lsh_backend="numpy"``: vectorized
+    bucketing; ``"datasketch"``: ``datasketch.MinHashLSH``, same candidates, 10-30x slower); each
+    candidate pair is then checked against the exact Jaccard of its shingle sets, so LSH false
+    positives are dropped (candidates whose MinHash estimate is more than 4.5 standard errors
+    below the threshold are dropped without the exact check).
+
+    Rows that are exact duplicates after :func:`normalize_text` are searched once: each later
+    copy is paired with the first copy at Jaccard 1.0. Empty texts are ignored.
+
+    Returns a DataFrame with columns ``row_a < row_b``, ``estimated_jaccard`` (MinHash) and
+    ``jaccard`` (exact), sorted by ``row_a, row_b``.
+    """
+    if lsh_backend not in ("numpy", "datasketch"):
+        raise ValueError(f"lsh_backend must be 'numpy' or 'datasketch', got {lsh_backend!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+    if isinstance(num_perm, bool) or not isinstance(num_perm, (int, np.integer)) or num_perm < 4:
+        raise ValueError(f"num_perm must be an integer of at least 4, got {num_perm!r}")
+    _check_shingle(shingle)
+
+    rows_a: list[int] = []
+    rows_b: list[int] = []
+    est: list[float] = []
+    exact: list[float] = []
+
+    first: dict[str, int] = {}
+    reps: list[int] = []
+    rep_texts: list[str] = []
+    for i, t in enumerate(texts):
+        n = normalize_text(t)
+        if not n:
+            continue
+        if n in first:
+            rows_a.append(first[n])
+            rows_b.append(i)
+            est.append(1.0)
+            exact.append(1.0)
+        else:
+            first[n] = i
+            reps.append(i)
+            rep_texts.append(n)
+
+    if len(reps) > 1:
+        sig = _signatures(rep_texts, shingle, num_perm, seed)
+        b, r = _lsh_params(float(threshold), int(num_perm))
+        ca, cb = _candidate_pairs(sig, b, r, seed, lsh_backend)
+        if len(ca):
+            estimates = np.empty(len(ca), dtype=np.float64)
+            step = 1 << 16
+            for s in range(0, len(ca), step):
+                estimates[s : s + step] = (sig[ca[s : s + step]] == sig[cb[s : s + step]]).mean(axis=1)
+            margin = 4.5 * math.sqrt(float(threshold) * (1.0 - threshold) / num_perm)
+            keep = estimates >= threshold - margin
+            cache: dict[int, set[str]] = {}
+
+            def sh(x: int) -> set[str]:
+                got = cache.get(x)
+                if got is None:
+                    got = cache[x] = shingles(rep_texts[x], shingle)
+                return got
+
+            for x, y, e in zip(ca[keep].tolist(), cb[keep].tolist(), estimates[keep].tolist()):
+                j = _jaccard(sh(x), sh(y))
+                if j >= threshold:
+                    rows_a.append(reps[x])
+                    rows_b.append(reps[y])
+                    est.append(e)
+                    exact.append(j)
+
+    out = pl.DataFrame(
+        {"row_a": rows_a, "row_b": rows_b, "estimated_jaccard": est, "jaccard": exact},
+        schema={"row_a": pl.Int64, "row_b": pl.Int64, "estimated_jaccard": pl.Float64, "jaccard": pl.Float64},
+    )
+    return out.sort(["row_a", "row_b"])
+
+
+def _groups_from_pairs(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for x in parent:
+        groups.setdefault(find(x), []).append(x)
+    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, **kwargs: Any) -> list[list[int]]:
+    """Cluster rows connected by near-duplicate pairs (exact shingle Jaccard >= ``threshold``).
+
+    Clusters are the connected components (union-find) of :func:`near_duplicate_pairs`, so they
+    include exact duplicates; groups of two or more, each sorted, ordered by first index.
+    Extra keyword arguments (``num_perm``, ``shingle``, ``seed``) go to :func:`near_duplicate_pairs`.
+    """
+    pairs = near_duplicate_pairs(texts, threshold=threshold, **kwargs)
+    return _groups_from_pairs(zip(pairs.get_column("row_a").to_list(), pairs.get_column("row_b").to_list()))
+
+
+# ---------------------------------------------------------------------------
+# PII
+# ---------------------------------------------------------------------------
+
+#: PII kinds in overlap priority order (an earlier kind wins a span claimed by a later one).
+PII_KINDS: tuple[str, ...] = ("cn_id", "bank_card", "phone", "email", "ipv4")
+_PII_PRIORITY = {k: i for i, k in enumerate(PII_KINDS)}
+
+# Hand-written rules: no PII library is a dependency, and the usual ones (e.g. presidio) do not
+# check Chinese ID check digits / birth dates or Chinese mobile numbers inside unsegmented text.
+# Full-width ASCII (U+FF01-FF5E) and the ideographic space map 1:1 to ASCII for scanning, so
+# "１３８…" is found and spans still index the original text.
+_HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_HALFWIDTH[0x3000] = 0x20
+_RE_FULLWIDTH_ASCII = re.compile("[\uff10-\uff19\uff20\uff0b]")  # full-width digit, "@" or "+": worth translating
+_RE_PII_HINT = re.compile("[0-9@\uff10-\uff19\uff20]")
+# Cheap pre-checks: Python's re does not skip ahead to a pattern that starts with lookbehinds.
+_RE_MOBILE_HINT = re.compile("1[3-9][0-9]")
+_RE_IPV4_HINT = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]")
+
+# Python's \b and \d are Unicode-aware (CJK characters are word characters), so digit runs are
+# delimited with explicit ASCII lookarounds. _NOT_EMAIL keeps a number that is an e-mail local part out.
+_NOT_EMAIL = r"(?![A-Za-z0-9._%+-]*@[A-Za-z0-9])"
+_RE_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-][A-Za-z0-9._%+-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
+)
+_RE_CN_MOBILE = re.compile(
+    r"(?<![0-9])(?<![0-9]\.)(?<![+0-9A-Za-z]\()"
+    r"(?:(?:\+|00)?86[ -]?|\(\+?86\)[ -]?)?"
+    r"1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}"
+    r"(?![0-9])(?!\.[0-9])" + _NOT_EMAIL
+)
+_RE_INTL_PHONE = re.compile(r"(?<![0-9A-Za-z+])\+[1-9][0-9 .()\-]{5,22}[0-9](?![0-9])(?!\.[0-9])")
+_RE_CN_ID = re.compile(
+    r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]"
+    r"(?![0-9])" + _NOT_EMAIL
+)
+# Card numbers start with a major-industry digit 2-6 (Mastercard 2/5, Amex/JCB 3, Visa 4,
+# UnionPay/Discover 6): this keeps 13-digit millisecond timestamps and 1xxx order numbers out.
+_RE_CARD = [
+    re.compile(r"(?<![0-9])[2-6][0-9]{12,18}(?![0-9])" + _NOT_EMAIL),
+    re.compile(r"(?<![0-9])[2-6][0-9]{3}([ -])[0-9]{4}(?:\1[0-9]{4}){1,2}(?:\1[0-9]{1,4})?(?![0-9])" + _NOT_EMAIL),
+    re.compile(r"(?<![0-9])3[0-9]{3}([ -])[0-9]{6}\1[0-9]{5}(?![0-9])" + _NOT_EMAIL),
+]
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_RE_IPV4 = re.compile(rf"(?<![0-9.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9])(?!\.[0-9])")
+# A number right after a label like "订单号：" or "order no." is an order/tracking/serial number, not a phone or card.
+_RE_NUMBER_LABEL = re.compile(
+    r"(?:订单|单号|编号|流水号|交易号|序列号|工号|学号|批次|order|invoice|tracking|serial|ref(?:erence)?|sku|batch)"
+    r"[^0-9\n]{0,10}$",
+    re.IGNORECASE,
+)
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def _cn_id_valid(s: str) -> bool:
+    s = s.upper()
+    if len(s) != 18 or not s[:17].isdigit():
+        return False
+    total = sum(int(c) * w for c, w in zip(s[:17], _ID_WEIGHTS))
+    if _ID_CHECK[total % 11] != s[17]:
+        return False
+    try:
+        born = _dt.date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
+    except ValueError:
+        return False
+    return _dt.date(1900, 1, 1) <= born <= _dt.date.today()
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = ord(c) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _labelled_as_other_number(scan: str, start: int) -> bool:
+    return _RE_NUMBER_LABEL.search(scan[max(0, start - 24) : start]) is not None
+
+
+def _intl_phone_span(scan: str, m: re.Match) -> tuple[int, int] | None:
+    # Validate the loose international match: 8-15 digits (E.164 allows 15), balanced
+    # parentheses, no doubled separators; trim trailing groups that push it past 15 digits.
+    start, text = m.start(), m.group()
+    while True:
+        digits = sum(c.isdigit() for c in text)
+        if 8 <= digits <= 15 and text.count("(") == text.count(")") <= 1 and not re.search(r"[ .()\-]{3}|[ .\-]{2}", text):
+            return start, start + len(text)
+        if digits <= 15:
+            return None
+        cut = max(text.rfind(" "), text.rfind("-"), text.rfind("."))
+        if cut <= 1:
+            return None
+        text = text[:cut].rstrip(" .-(")
+        if not text or not text[-1].isdigit():
+            return None
+
+
+def _pii_candidates(text: str) -> list[Finding]:
+    if not _RE_PII_HINT.search(text):  # every PII kind needs a digit or an "@"
+        return []
+    scan = text.translate(_HALFWIDTH) if _RE_FULLWIDTH_ASCII.search(text) else text
+    found: list[Finding] = []
+    for m in _RE_CN_ID.finditer(scan):
+        if _cn_id_valid(m.group()):
+            found.append(("cn_id", m.start(), m.end(), text[m.start() : m.end()]))
+    for rx in _RE_CARD:
+        for m in rx.finditer(scan):
+            digits = re.sub(r"[ -]", "", m.group())
+            if 13 <= len(digits) <= 19 and _luhn_valid(digits) and not _labelled_as_other_number(scan, m.start()):
+                found.append(("bank_card", m.start(), m.end(), text[m.start() : m.end()]))
+    for m in _RE_CN_MOBILE.finditer(scan) if _RE_MOBILE_HINT.search(scan) else ():
+        if not _labelled_as_other_number(scan, m.start()):
+            found.append(("phone", m.start(), m.end(), text[m.start() : m.end()]))
+    for m in _RE_INTL_PHONE.finditer(scan) if "+" in scan else ():
+        span = _intl_phone_span(scan, m)
+        if span and not _labelled_as_other_number(scan, span[0]):
+            found.append(("phone", span[0], span[1], text[span[0] : span[1]]))
+    for m in _RE_EMAIL.finditer(scan) if "@" in scan else ():
+        found.append(("email", m.start(), m.end(), text[m.start() : m.end()]))
+    for m in _RE_IPV4.finditer(scan) if _RE_IPV4_HINT.search(scan) else ():
+        found.append(("ipv4", m.start(), m.end(), text[m.start() : m.end()]))
+    return found
+
+
+def _resolve_overlaps(found: list[Finding], priority: dict[str, int]) -> list[Finding]:
+    """Keep non-overlapping findings, preferring higher priority, then longer, then earlier; sorted by start."""
+    kept: list[Finding] = []
+    taken: list[tuple[int, int]] = []
+    for f in sorted(found, key=lambda f: (priority[f[0]], -(f[2] - f[1]), f[1])):
+        if all(f[2] <= s or f[1] >= e for s, e in taken):
+            kept.append(f)
+            taken.append((f[1], f[2]))
+    return sorted(kept, key=lambda f: (f[1], f[2]))
+
+
+def find_pii(text: str | None) -> list[Finding]:
+    """Find personal data in ``text``: a list of ``(kind, start, end, matched)`` sorted by start.
+
+    Kinds: ``email``; ``phone`` (Chinese mobile numbers 1[3-9]xxxxxxxxx with optional +86/86
+    prefix and space/dash separators, and "+"-prefixed international numbers of 8-15 digits);
+    ``cn_id`` (18-character resident ID with a valid ISO 7064 MOD 11-2 check digit and a birth
+    date between 1900 and today); ``bank_card`` (13-19 digits starting 2-6, optionally in
+    groups of 4 or 4-6-5, Luhn-valid); ``ipv4`` (octets 0-255). Numbers are delimited by
+    ASCII-digit lookarounds, so they are found inside Chinese text but never inside longer digit
+    runs; numbers labelled as order/tracking/serial numbers are not phones or cards.
+    Overlaps are resolved by priority cn_id > bank_card > phone > email > ipv4.
+    Full-width digits and letters are recognized; ``start``/``end`` index the original text.
+    """
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise ValueError(f"expected text as a string, got {type(text).__name__}")
+    return _resolve_overlaps(_pii_candidates(text), _PII_PRIORITY)
+
+
+def mask_pii(text: str | None) -> str:
+    """Replace every PII match with exactly three asterisks plus its last 4 characters.
+
+    Same rule for every kind: ``13812345678`` -> ``***5678``, ``a.b@mail.com`` -> ``***.com``,
+    an ID ending ``002X`` -> ``***002X``. ``None`` becomes ``""``.
+    """
+    if text is None:
+        return ""
+    out, last = [], 0
+    for _kind, start, end, matched in find_pii(text):
+        out.append(text[last:start])
+        out.append("***" + matched[-4:])
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Cleaning
+# ---------------------------------------------------------------------------
+
+#: Cleaning finding kinds in overlap priority order.
+CLEANING_KINDS: tuple[str, ...] = (
+    "mojibake",
+    "control_char",
+    "url",
+    "html_tag",
+    "html_entity",
+    "repeated_punct",
+    "fullwidth_form",
+)
+_CLEAN_PRIORITY = {k: i for i, k in enumerate(CLEANING_KINDS)}
+
+_URL_STOP = "\\s<>\"'`\x00-\x1f\x7f\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
+_RE_URL = re.compile(rf"(?:(?:https?|ftp)://|www\.)[^{_URL_STOP}]+", re.IGNORECASE)
+_HTML_TAGS = (
+    "a|abbr|article|aside|audio|b|big|blockquote|body|br|button|caption|center|cite|code|col|dd|del|div|dl|dt|em|"
+    "embed|figcaption|figure|font|footer|form|h[1-6]|head|header|hr|html|i|iframe|img|input|ins|label|li|link|main|"
+    "mark|meta|nav|noscript|ol|option|p|pre|s|script|section|select|small|source|span|strike|strong|style|sub|sup|"
+    "table|tbody|td|textarea|tfoot|th|thead|title|tr|tt|u|ul|video"
+)
+# Only real HTML tag names, so generics like List<String> or <T> in code are not tags.
+_RE_HTML_TAG = re.compile(rf"<!--.*?-->|</?(?:{_HTML_TAGS})(?:\s[^<>]*)?/?>", re.IGNORECASE | re.DOTALL)
+_RE_HTML_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+_RE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff\ufffe]+")
+_RE_REPEATED_PUNCT = re.compile(r"[!?！？]{3,}|([。，、；：～])\1+|([,~])\2{2,}|\.{4,}|…{3,}")
+_RE_FULLWIDTH = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+")
+_RE_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+# Mojibake that cannot be recovered: U+FFFD, and "锟斤拷" (U+FFFD's UTF-8 bytes read as GBK).
+_RE_MOJIBAKE_LOST = re.compile("(?:锟斤拷)+|\ufffd+")
+
+# UTF-8 read as cp1252/latin-1: map each such character back to its byte.
+_CP1252_BYTE: dict[str, int] = {}
+for _b in range(0x80, 0x100):
+    _CP1252_BYTE[chr(_b)] = _b  # latin-1 (also covers bytes cp1252 leaves undefined)
+    try:
+        _CP1252_BYTE[bytes([_b]).decode("cp1252")] = _b
+    except UnicodeDecodeError:
+        pass
+_RE_LATIN_RUN = re.compile("[" + "".join(re.escape(c) for c in sorted(_CP1252_BYTE)) + "]{2,}")
+_RE_UTF8_SEQ = re.compile(rb"(?:[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})+")
+# UTF-8 CJK read as GBK: runs of characters that are 2 bytes in GBK, checked for UTF-8 CJK bytes.
+_RE_GBK_RUN = re.compile("[\u00a0-\uffff]{6,}")
+_RE_UTF8_CJK3 = re.compile(rb"[\xe2-\xe9\xef][\x80-\xbf]{2}")  # punctuation, kana, CJK, full-width forms
+
+
+def _latin_mojibake(text: str) -> list[tuple[int, int, str]]:
+    out = []
+    for run in _RE_LATIN_RUN.finditer(text):
+        raw = bytes(_CP1252_BYTE[c] for c in run.group())
+        for m in _RE_UTF8_SEQ.finditer(raw):
+            try:
+                fixed = m.group().decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            out.append((run.start() + m.start(), run.start() + m.end(), fixed))
+    return out
+
+
+def _gbk_mojibake(text: str) -> list[tuple[int, int, str]]:
+    # Hand-written: ftfy (the usual library) is not a dependency and does not handle GBK.
+    # A span counts when, read back as GBK bytes, it is >= 4 consecutive UTF-8 CJK characters
+    # starting and ending on character boundaries (chance of that in real Chinese text: ~1e-8).
+    out = []
+    for run in _RE_GBK_RUN.finditer(text):
+        chars = run.group()
+        pos = 0
+        while pos < len(chars):
+            # split the run into pieces that are 2 bytes each in GBK
+            end = pos
+            raw = bytearray()
+            while end < len(chars):
+                try:
+                    b = chars[end].encode("gbk")
+                except UnicodeEncodeError:
+                    break
+                if len(b) != 2:
+                    break
+                raw += b
+                end += 1
+            if end - pos >= 6:
+                out.extend(_gbk_spans(bytes(raw), run.start() + pos))
+            pos = end + 1
+    return out
+
+
+def _gbk_spans(raw: bytes, offset: int) -> list[tuple[int, int, str]]:
+    out = []
+    start = 0
+    while start < len(raw):
+        n = 0
+        while start + 3 * (n + 1) <= len(raw) and _RE_UTF8_CJK3.fullmatch(raw, start + 3 * n, start + 3 * (n + 1)):
+            n += 1
+        n -= n % 2  # whole GBK characters: an even number of 3-byte UTF-8 characters
+        if n >= 4:
+            try:
+                fixed = raw[start : start + 3 * n].decode("utf-8")
+            except UnicodeDecodeError:
+                fixed = None
+            if fixed is not None:
+                # "锟斤拷" decodes to U+FFFD: still lost, so it is removed
+                out.append((offset + start // 2, offset + (start + 3 * n) // 2, fixed.replace("\ufffd", "")))
+                start += 3 * n
+                continue
+        start += 2
+    return out
+
+
+def _url_end(text: str, start: int, end: int) -> int:
+    url = text[start:end]
+    while url and url[-1] in ".,;:!?)]}'\"":
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return start + len(url)
+
+
+def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
+    """Candidate findings as (kind, start, end, replacement)."""
+    found: list[tuple[str, int, int, str]] = []
+    code = [(m.start(), m.end()) for m in _RE_CODE.finditer(text)] if "`" in text else []
+
+    def in_code(s: int, e: int) -> bool:
+        return any(cs <= s and e <= ce for cs, ce in code)
+
+    for s, e, fixed in _latin_mojibake(text):
+        found.append(("mojibake", s, e, fixed))
+    if any(ord(c) > 0x2E7F for c in text):
+        for s, e, fixed in _gbk_mojibake(text):
+            found.append(("mojibake", s, e, fixed))
+    for m in _RE_MOJIBAKE_LOST.finditer(text):
+        found.append(("mojibake", m.start(), m.end(), ""))
+    for m in _RE_CONTROL.finditer(text):
+        found.append(("control_char", m.start(), m.end(), ""))
+    for m in _RE_URL.finditer(text):
+        end = _url_end(text, m.start(), m.end())
+        if end - m.start() > 7:
+            found.append(("url", m.start(), end, ""))
+    for m in _RE_HTML_TAG.finditer(text):
+        if not in_code(m.start(), m.end()):
+            tag = m.group().lower()
+            block = re.match(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b", tag) is not None
+            found.append(("html_tag", m.start(), m.end(), "\n" if block else ""))
+    for m in _RE_HTML_ENTITY.finditer(text):
+        fixed = html.unescape(m.group()).replace("\xa0", " ")
+        if fixed != m.group() and not in_code(m.start(), m.end()):
+            found.append(("html_entity", m.start(), m.end(), fixed))
+    for m in _RE_REPEATED_PUNCT.finditer(text):
+        if in_code(m.start(), m.end()):
+            continue
+        g = m.group()
+        fixed = "..." if g[0] == "." else "……" if g[0] == "…" else g[0]
+        found.append(("repeated_punct", m.start(), m.end(), fixed))
+    if re.search(r"[A-Za-z0-9]", text):
+        for m in _RE_FULLWIDTH.finditer(text):
+            found.append(("fullwidth_form", m.start(), m.end(), unicodedata.normalize("NFKC", m.group())))
+    return found
+
+
+def _resolved_cleaning(text: str) -> list[tuple[str, int, int, str]]:
+    return _resolve_overlaps(_cleaning_candidates(text), _CLEAN_PRIORITY)  # type: ignore[arg-type]
+
+
+def cleaning_findings(text: str | None) -> list[Finding]:
+    """Find things to clean in ``text``: a list of ``(kind, start, end, matched)`` sorted by start.
+
+    Kinds (:data:`CLEANING_KINDS`): ``url`` (http/https/ftp/www), ``html_tag`` (real HTML tag
+    names and comments, not inside Markdown code), ``html_entity`` (named/numeric entities that
+    decode), ``control_char`` (C0/C1 controls except tab/newline/CR, zero-width space, BOM),
+    ``mojibake`` (UTF-8 read as cp1252/latin-1 like ``Ã©``/``â€™``; UTF-8 Chinese read as GBK
+    like ``浣犲ソ涓栫晫``; unrecoverable ``锟斤拷`` and U+FFFD), ``repeated_punct`` (``!!!``,
+    ``？？？``, ``。。``, ``，，``, ``....``, ``………``), ``fullwidth_form`` (full-width letters or
+    digits such as ``ＡＢＣ１２３`` in text that also has half-width ones).
+    """
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise ValueError(f"expected text as a string, got {type(text).__name__}")
+    return [(k, s, e, text[s:e]) for k, s, e, _ in _resolved_cleaning(text)]
+
+
+def clean_text(text: str | None, kinds: Iterable[str] | None = None) -> str:
+    """Return ``text`` with the :func:`cleaning_findings` of ``kinds`` (default: all) fixed.
+
+    URLs and control characters are removed; HTML tags removed (``<br>`` and block ends become a
+    newline); entities decoded; recoverable mojibake decoded, ``锟斤拷``/U+FFFD removed; repeated
+    punctuation collapsed to one mark (``...`` / ``……`` for dots and ellipses); full-width
+    letters/digits made half-width. Where a removal leaves two spaces, one is dropped.
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise ValueError(f"expected text as a string, got {type(text).__name__}")
+    wanted = set(CLEANING_KINDS if kinds is None else kinds)
+    unknown = wanted - set(CLEANING_KINDS)
+    if unknown:
+        raise ValueError(f"unknown cleaning kind(s) {sorted(unknown)}; choose from {list(CLEANING_KINDS)}")
+    out, last = [], 0
+    for kind, start, end, fixed in _resolved_cleaning(text):
+        if kind not in wanted:
+            continue
+        out.append(text[last:start])
+        if not fixed and out and out[-1].endswith(" ") and text[end : end + 1] in (" ", ""):
+            out[-1] = out[-1][:-1]
+        out.append(fixed)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Completeness
+# ---------------------------------------------------------------------------
+
+#: Completeness issue kinds.
+COMPLETENESS_KINDS: tuple[str, ...] = (
+    "missing_field",
+    "empty_field",
+    "truncated_output",
+    "output_repeats_instruction",
+    "length_outlier",
+)
+# Closing quotes/brackets are skipped before looking for the terminal mark.
+_CLOSERS = "\"'”’」』）)》】]"
+# Sentence-final marks (ASCII and CJK), plus ends that close a structure: code fences, tables, emoticons.
+_TERMINALS = set(".!?。！？…⋯;；~～`|>}") | set(_CLOSERS)
+
+
+def _is_truncated(text: str) -> bool:
+    stripped = text.rstrip()
+    if not stripped:
+        return False
+    core = stripped.rstrip(_CLOSERS)
+    last = (core or stripped)[-1]
+    if last in _TERMINALS:
+        return False
+    # emoji and other symbols end a message as well as a full stop does
+    return not unicodedata.category(last).startswith("S")
+
+
+def completeness_issues(
+    df: pl.DataFrame,
+    required: Sequence[str] = ("instruction", "output"),
+    *,
+    instruction_col: str = "instruction",
+    output_col: str = "output",
+    id_col: str = "sample_id",
+    z_threshold: float = 3.5,
+    truncation_min_chars: int = 10,
+    repeat_threshold: float = 0.9,
+) -> pl.DataFrame:
+    """List completeness problems, one row per (row, field, kind).
+
+    Columns: ``row`` (0-based), ``sample_id`` (``id_col`` as text, null if absent), ``field``,
+    ``kind``, ``detail``. Kinds: ``missing_field`` (required column absent or value null),
+    ``empty_field`` (empty or whitespace-only), ``truncated_output`` (output of at least
+    ``truncation_min_chars`` characters whose last character, after closing quotes/brackets, is
+    not terminal punctuation such as ``. ! ? 。 ！ ？ …``), ``output_repeats_instruction``
+    (normalized texts equal or 3-gram Jaccard >= ``repeat_threshold``), ``length_outlier``
+    (robust z-score of character length with median and MAD, ``|z| > z_threshold``, per required
+    field over its non-empty values; skipped when fewer than 5 values or MAD is 0).
+    """
+    if not isinstance(df, pl.DataFrame):
+        raise ValueError("expected a polars DataFrame")
+    if isinstance(required, str) or not required:
+        raise ValueError("required must be a non-empty list of column names")
+    if not z_threshold > 0:
+        raise ValueError("z_threshold must be positive")
+    from scipy.stats import median_abs_deviation
+
+    n = df.height
+    ids = df.get_column(id_col).cast(pl.Utf8).to_list() if id_col in df.columns else [None] * n
+    rows: list[int] = []
+    fields: list[str] = []
+    kinds: list[str] = []
+    details: list[str] = []
+
+    def add(r: int, field: str, kind: str, detail: str) -> None:
+        rows.append(r)
+        fields.append(field)
+        kinds.append(kind)
+        details.append(detail)
+
+    values: dict[str, list[str | None]] = {}
+    for field in required:
+        if field not in df.columns:
+            for r in range(n):
+                add(r, field, "missing_field", f"column '{field}' is absent")
+            continue
+        col = df.get_column(field)
+        vals = col.cast(pl.Utf8).to_list() if col.dtype != pl.Utf8 else col.to_list()
+        values[field] = vals
+        for r, v in enumerate(vals):
+            if v is None:
+                add(r, field, "missing_field", "null")
+            elif not v.strip():
+                add(r, field, "empty_field", "empty" if v == "" else "whitespace only")
+        present = [(r, len(v)) for r, v in enumerate(vals) if v is not None and v.strip()]
+        if len(present) >= 5:
+            lengths = np.array([x for _, x in present], dtype=np.float64)
+            med = float(np.median(lengths))
+            mad = float(median_abs_deviation(lengths, scale="normal"))
+            if mad > 0:
+                z = (lengths - med) / mad
+                for (r, length), zr in zip(present, z.tolist()):
+                    if abs(zr) > z_threshold:
+                        add(r, field, "length_outlier", f"length {length}, median {med:g}, robust z {zr:+.1f}")
+
+    out_vals = values.get(output_col)
+    if out_vals is None and output_col in df.columns:
+        out_vals = df.get_column(output_col).cast(pl.Utf8).to_list()
+    ins_vals = values.get(instruction_col)
+    if ins_vals is None and instruction_col in df.columns:
+        ins_vals = df.get_column(instruction_col).cast(pl.Utf8).to_list()
+    if out_vals is not None:
+        for r, v in enumerate(out_vals):
+            if v and len(v.strip()) >= truncation_min_chars and _is_truncated(v):
+                tail = v.rstrip()[-12:]
+                add(r, output_col, "truncated_output", f"ends with '{tail}'")
+        if ins_vals is not None:
+            for r, (ins, out) in enumerate(zip(ins_vals, out_vals)):
+                a, b = normalize_text(ins), normalize_text(out)
+                if not a or not b:
+                    continue
+                j = 1.0 if a == b else _jaccard(shingles(a), shingles(b))
+                if j >= repeat_threshold:
+                    add(r, output_col, "output_repeats_instruction", f"3-gram Jaccard {j:.2f} with {instruction_col}")
+
+    order = {k: i for i, k in enumerate(COMPLETENESS_KINDS)}
+    result = pl.DataFrame(
+        {
+            "row": rows,
+            "sample_id": [ids[r] for r in rows],
+            "field": fields,
+            "kind": kinds,
+            "detail": details,
+        },
+        schema={"row": pl.Int64, "sample_id": pl.Utf8, "field": pl.Utf8, "kind": pl.Utf8, "detail": pl.Utf8},
+    )
+    return (
+        result.with_columns(pl.col("kind").replace_strict(order, return_dtype=pl.Int32).alias("_k"))
+        .sort(["row", "_k", "field"])
+        .drop("_k")
+    )
+
+
+# ---------------------------------------------------------------------------
+# Label errors
+# ---------------------------------------------------------------------------
+
+
+def suspected_label_errors(labels: Sequence[Any], pred_probs: Any, label_names: Sequence[str]) -> pl.DataFrame:
+    """Rows whose given label is probably wrong, via ``cleanlab.filter.find_label_issues``.
+
+    ``labels`` are class indices into ``label_names`` or the names themselves; ``pred_probs``
+    is an (n, len(label_names)) array of out-of-fold probabilities (column order = ``label_names``).
+    Returns columns ``row``, ``given_label``, ``suggested_label`` (argmax of ``pred_probs``) and
+    ``self_confidence`` (``cleanlab.rank.get_label_quality_scores``, the probability of the given
+    label), most suspicious first.
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    names = list(label_names)
+    if len(names) < 2:
+        raise ValueError("need at least two label names")
+    if len(set(names)) != len(names):
+        raise ValueError("label names must be unique")
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(names):
+        raise ValueError(f"pred_probs must have shape (n, {len(names)}), got {probs.shape}")
+    y = _encode_labels(labels, names)
+    if len(y) != probs.shape[0]:
+        raise ValueError(f"{len(y)} labels but {probs.shape[0]} rows of probabilities")
+    if len(y) == 0:
+        return pl.DataFrame(schema={"row": pl.Int64, "given_label": pl.Utf8, "suggested_label": pl.Utf8, "self_confidence": pl.Float64})
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("each row of pred_probs must be non-negative and sum to 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranked = find_label_issues(y, probs, return_indices_ranked_by="self_confidence")
+    scores = get_label_quality_scores(y, probs, method="self_confidence")
+    ranked = np.asarray(ranked, dtype=np.int64)
+    suggested = probs.argmax(axis=1)
+    return pl.DataFrame(
+        {
+            "row": ranked.tolist(),
+            "given_label": [names[y[i]] for i in ranked],
+            "suggested_label": [names[suggested[i]] for i in ranked],
+            "self_confidence": scores[ranked].astype(np.float64).tolist(),
+        },
+        schema={"row": pl.Int64, "given_label": pl.Utf8, "suggested_label": pl.Utf8, "self_confidence": pl.Float64},
+    )
+
+
+def _encode_labels(labels: Sequence[Any], names: list[str]) -> np.ndarray:
+    arr = np.asarray(list(labels), dtype=object)
+    if arr.ndim != 1:
+        raise ValueError("labels must be a flat list")
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr):
+        y = arr.astype(np.int64)
+        if len(y) and (y.min() < 0 or y.max() >= len(names)):
+            raise ValueError(f"label indices must be in 0..{len(names) - 1}")
+        return y
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted({str(v) for v in arr if v not in index})
+    if unknown:
+        raise ValueError(f"labels not among label_names: {unknown[:5]}")
+    return np.array([index[v] for v in arr], dtype=np.int64)
+
+
+def out_of_fold_probs(features: Any, labels: Sequence[Any], n_splits: int = 5, seed: int = 0) -> np.ndarray:
+    """Cross-validated ``LogisticRegression`` probabilities, one row per sample.
+
+    Uses ``sklearn.model_selection.cross_val_predict(method="predict_proba")`` with a shuffled
+    ``StratifiedKFold``. Columns follow the sorted distinct labels (``np.unique(labels)``).
+    Fold rule: ``k = max(2, min(n_splits, size of the smallest class))``, so every class with at
+    least k members appears in every training fold; a class with a single member can only be
+    predicted from the other classes, so its column is 0 for that sample (cleanlab will flag it).
+    Needs at least two classes with two or more samples each.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("features must be a 2-D array (samples x dimensions)")
+    y_raw = np.asarray(list(labels))
+    if len(y_raw) != x.shape[0]:
+        raise ValueError(f"{len(y_raw)} labels but {x.shape[0]} feature rows")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("features contain NaN or infinite values")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ValueError("n_splits must be an integer of at least 2")
+    classes, y = np.unique(y_raw, return_inverse=True)
+    counts = np.bincount(y, minlength=len(classes))
+    if len(classes) < 2 or int((counts >= 2).sum()) < 2:
+        raise ValueError("need at least two labels with two or more samples each")
+    k = max(2, min(int(n_splits), int(counts.min())))
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    model = LogisticRegression(max_iter=1000, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fold-size and missing-class-in-fold warnings are expected here
+        probs = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
+    return np.asarray(probs, dtype=np.float64)
