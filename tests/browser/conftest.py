@@ -63,7 +63,10 @@ def stop_server(proc: subprocess.Popen) -> None:
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Assertions wait for the app: a loaded CI machine can take tens of seconds per rerun.
+    expect.set_options(timeout=60_000)
 
     with sync_playwright() as p:
         b = p.chromium.launch(

@@ -1,6 +1,7 @@
 """Real-browser tests of the main flows (Playwright + Debian's chromium)."""
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -13,9 +14,11 @@ def test_overview_then_upload_creates_dataset(demo_server, page, tmp_path):
     page.goto(url)
     # KPI cards of the demo dataset.
     expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=120_000)
-    expect(page.get_by_test_id("stMetricLabel").filter(has_text="Samples")).to_be_visible()
-    samples_value = page.get_by_test_id("stMetric").filter(has_text="Samples").first
-    expect(samples_value).not_to_contain_text(" 0")
+    samples_card = page.get_by_test_id("stMetric").filter(
+        has=page.get_by_test_id("stMetricLabel").get_by_text("Samples", exact=True))
+    expect(samples_card).to_be_visible()
+    # The demo store has thousands of samples: the card shows a real count, not zero.
+    expect(samples_card.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^\d{1,3}(,\d{3})+$"))
 
     # Import a small file through the upload widget.
     f = tmp_path / "browser_upload.jsonl"
@@ -32,6 +35,7 @@ def test_overview_then_upload_creates_dataset(demo_server, page, tmp_path):
     page.get_by_label("Label set (comma-separated; empty = from the dataset or the file)").fill("refund,cancel")
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_text("5 of 6 rows imported")).to_be_visible()
-    expect(page.get_by_text("not in the label set")).to_be_visible()
+    # The error table is a canvas grid: its cells exist in the DOM for accessibility, hidden.
+    expect(page.get_by_text("label 'not-a-label' is not in the label set")).to_be_attached()
     # The new dataset is chosen in the sidebar picker.
-    expect(page.get_by_test_id("stSidebar").get_by_text("browser-upload")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_role("combobox", name="Dataset")).to_have_value("browser-upload")

@@ -1,0 +1,185 @@
+"""Import benchmark: our ``import_file`` against a bare DuckDB ``CREATE TABLE AS SELECT * FROM read_json``.
+
+Generates N JSON-lines rows (default 1,000,000, ~200 bytes each, long form: every sample labelled
+by 3 annotators, so N/3 samples x 3 rows; Chinese and English customer-service text), then times
+
+  (a) ``CREATE TABLE t AS SELECT * FROM read_json(path)`` into a fresh DuckDB file, and
+  (b) ``core.ingest.import_file`` into a fresh store,
+
+each in its own subprocess so that the peak RSS (``ru_maxrss``) of one does not hide the other.
+Prints both times, the ratio (b / a), both peaks, and the time of each stage of our import.
+
+Targets (issue 2): ratio <= 1.5 and peak RSS <= 2 GB.
+
+    .venv/bin/python bench/bench_import.py              # full size
+    .venv/bin/python bench/bench_import.py --rows 30000 # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 2048
+
+LABELS = ["refund", "shipping", "cancel_order", "change_address", "invoice", "product_info",
+          "complaint", "account"]
+ANNOTATORS = ["ann_a", "ann_b", "ann_c"]
+ZH = ["您好，我的订单还没有发货，请问什么时候能到？", "我想申请退款，商品和描述不一致。", "麻烦帮我修改一下收货地址。",
+      "发票抬头写错了，可以重新开吗？", "这个型号支持快充吗？", "客服一直不回复，我要投诉！", "账号登录不上，提示密码错误。",
+      "我要取消刚下的订单。", "快递显示已签收但我没收到。", "请问有没有优惠券可以用？"]
+EN = ["Hi, my order has not shipped yet, when will it arrive?", "I would like a refund, the item is broken.",
+      "Please change my delivery address.", "Can you resend the invoice with the company name?",
+      "Does this model support fast charging?", "Nobody answers my messages, I want to complain.",
+      "I cannot log in to my account.", "Please cancel the order I just placed.",
+      "Tracking says delivered but nothing arrived.", "Is there a coupon I can use?"]
+REPLY_ZH = ["已为您查询，预计明天送达。", "已提交退款申请。", "地址已修改。", "好的，马上为您处理。"]
+REPLY_EN = ["I have checked, it arrives tomorrow.", "Your refund is on its way.", "Done, address updated.",
+            "Sure, I will take care of it."]
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> tuple[int, int]:
+    """Write ``rows`` JSONL rows (3 per sample, one per annotator); return (samples, bytes)."""
+    rng = random.Random(seed)
+    n_samples = -(-rows // len(ANNOTATORS))
+    written = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        buf: list[str] = []
+        for s in range(n_samples):
+            zh = rng.random() < 0.5
+            instruction = rng.choice(ZH if zh else EN)
+            output = rng.choice(REPLY_ZH if zh else REPLY_EN)
+            true = rng.randrange(len(LABELS))
+            base = {"id": f"s{s:07d}", "instruction": instruction, "output": output,
+                    "round": 1 + s * 4 // n_samples, "batch": f"b{s % 10}"}
+            for annotator in ANNOTATORS:
+                if written >= rows:
+                    break
+                label = LABELS[true] if rng.random() < 0.85 else LABELS[rng.randrange(len(LABELS))]
+                buf.append(json.dumps({**base, "label": label, "annotator": annotator}, ensure_ascii=False))
+                written += 1
+            if len(buf) >= 10_000:
+                fh.write("\n".join(buf) + "\n")
+                buf.clear()
+        if buf:
+            fh.write("\n".join(buf) + "\n")
+    return n_samples, path.stat().st_size
+
+
+# --------------------------------------------------------------------------- the two timed children
+
+CHILD_BARE = """
+import json, resource, sys, time, duckdb
+src, db = sys.argv[1], sys.argv[2]
+t0, c0 = time.perf_counter(), time.process_time()
+con = duckdb.connect(db)
+con.execute("CREATE TABLE t AS SELECT * FROM read_json(?)", [src])
+n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+con.close()
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": n,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CHILD_OURS = """
+import functools, json, resource, sys, time
+sys.path.insert(0, sys.argv[3])
+import core.ingest as ingest
+from core.store import Store, open_store
+src, db = sys.argv[1], sys.argv[2]
+
+# Time the main steps (wall and process CPU, which counts DuckDB's threads too) by wrapping them.
+steps = {}
+def timed(owner, name):
+    fn = getattr(owner, name, None)
+    if fn is None:
+        return
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            w0, c0 = steps.get(name, (0.0, 0.0))
+            steps[name] = (w0 + time.perf_counter() - t, c0 + time.process_time() - c)
+    setattr(owner, name, wrapper)
+for name in ("read_jsonl_lines", "json_keys", "parse_json_lines", "content_hashes", "existing_samples",
+             "write_import"):
+    timed(Store, name)
+for name in ("check_file", "read_rows", "infer_labels", "validate", "_raw_json"):
+    timed(ingest, name)
+
+store = open_store(db)  # creating + migrating the store is not part of the import
+stages, marks = [], []
+def progress(stage, fraction):
+    marks.append((stage, time.perf_counter()))
+t0, c0 = time.perf_counter(), time.process_time()
+result = ingest.import_file(store, src, "bench", progress=progress)
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+points = [("start", t0)] + marks
+for (name, t), (_, t_next) in zip(points[1:], points[2:]):
+    stages.append((name, t_next - t))
+counts = store.table_counts()
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": result.rows_total, "rows_ok": result.rows_ok,
+                  "rows_bad": result.rows_bad, "samples": counts["samples"],
+                  "annotations": counts["annotations"], "stages": stages, "steps": steps,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(code: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="JSONL rows to generate (default 1,000,000)")
+    parser.add_argument("--dir", default=None, help="work directory (default: a temporary one, removed after)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-import-", dir=args.dir) as tmp:
+        work = Path(tmp)
+        src = work / "bench.jsonl"
+        t0 = time.perf_counter()
+        n_samples, size = generate(src, args.rows)
+        print(f"generated {args.rows:,} rows ({n_samples:,} samples x {len(ANNOTATORS)} annotators), "
+              f"{size / 1e6:.0f} MB, {size / args.rows:.0f} bytes/row, in {time.perf_counter() - t0:.1f} s")
+
+        bare = run_child(CHILD_BARE, str(src), str(work / "bare.duckdb"))
+        print(f"(a) bare read_json CTAS : {bare['seconds']:7.2f} s wall {bare['cpu']:7.2f} s CPU"
+              f"   peak RSS {bare['peak_rss_mb']:6.0f} MB   ({bare['rows']:,} rows)")
+        ours = run_child(CHILD_OURS, str(src), str(work / "store.duckdb"), str(ROOT))
+        print(f"(b) core import_file    : {ours['seconds']:7.2f} s wall {ours['cpu']:7.2f} s CPU"
+              f"   peak RSS {ours['peak_rss_mb']:6.0f} MB   ({ours['rows_ok']:,} ok, {ours['rows_bad']:,} bad; "
+              f"{ours['samples']:,} samples, {ours['annotations']:,} annotations)")
+        print("    stages (wall, from the progress callback):")
+        for name, seconds in ours["stages"]:
+            print(f"      {name:<18} {seconds:7.2f} s  {100 * seconds / ours['seconds']:5.1f} %")
+        print("    steps (wall / CPU; nested: read_rows holds the three reads, validate holds the hashing):")
+        for name, (wall, cpu) in ours["steps"].items():
+            print(f"      {name:<18} {wall:7.2f} s  {cpu:7.2f} s CPU  {100 * wall / ours['seconds']:5.1f} %")
+        ratio = ours["seconds"] / bare["seconds"]
+        cpu_ratio = ours["cpu"] / bare["cpu"]
+        print(f"ratio (b / a) = {ratio:.2f} wall, {cpu_ratio:.2f} CPU  (target <= {TARGET_RATIO})  "
+              f"{'OK' if ratio <= TARGET_RATIO else 'MISSED'}")
+        print(f"peak RSS of our import = {ours['peak_rss_mb']:.0f} MB  (target <= {TARGET_RSS_MB} MB)  "
+              f"{'OK' if ours['peak_rss_mb'] <= TARGET_RSS_MB else 'MISSED'}")
+        if ours["rows_ok"] != ours["rows"] or ours["annotations"] != args.rows:
+            print("WARNING: not every generated row was imported", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
