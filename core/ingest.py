@@ -28,6 +28,7 @@ TEXT_FIELDS = ("instruction", "input", "output", "text")
 PROB_TOLERANCE = 1e-3
 DEFAULT_ANNOTATOR = "default"
 RAW_LIMIT = 2000
+MAX_ROUND = 2**31 - 1
 
 # Common source names for each target field, matched case-insensitively.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -117,7 +118,7 @@ def detect_mapping(columns: list[str]) -> ColumnMapping:
         elif low.startswith(PROB_PREFIX) and len(low) > len(PROB_PREFIX):
             mapping.prob_columns[c.strip()[len(PROB_PREFIX):]] = c
     taken = mapping.used()
-    mapping.meta = [c for c in columns if c not in taken and not c.startswith("__")]
+    mapping.meta = [c for c in columns if c not in taken and c != "__row"]
     return mapping
 
 
@@ -217,19 +218,13 @@ def check_file(path: str | os.PathLike[str], fmt: str) -> tuple[str, bool]:
     return digest.hexdigest(), has_bom
 
 
-def read_rows(store: Store, path: str, fmt: str, has_bom: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_rows(store: Store, path: str, fmt: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read a file into ``(rows, errors)``: ``rows`` has ``__row`` plus the source columns."""
     try:
         if fmt == "jsonl":
-            lines = store.read_jsonl_lines(path)
-            if has_bom:
-                lines = lines.with_columns(pl.col("line").str.strip_prefix("\ufeff"))
-            keys = store.json_keys(lines)
-            if "__row" in keys:
+            rows, bad = store.read_jsonl(path)
+            if "__row" in rows.columns[1:]:
                 raise ImportFileError("the file uses the reserved field name '__row'")
-            rows, bad = store.parse_json_lines(lines, keys)
-            # Blank lines are not data: skip them silently instead of reporting them.
-            bad = bad.filter(pl.col("reason") != "empty line")
             return rows, bad
         if fmt == "csv":
             rows, bad = store.read_csv_rows(path)
@@ -384,12 +379,8 @@ def validate(
     )
     errors += [
         pl.when(pl.col("sample_id").is_null() | (pl.col("sample_id") == "")).then(pl.lit("missing id")),
-        pl.when(pl.col("round_raw").is_not_null() & (pl.col("round_raw") != "")
-                & (pl.col("round_f").is_null() | (pl.col("round_f") != pl.col("round_f").round(0))))
-        .then(pl.format("round {} is not a whole number", pl.col("round_raw"))),
-        pl.when(pl.col("pred_round_raw").is_not_null() & (pl.col("pred_round_raw") != "")
-                & (pl.col("pred_round_f").is_null() | (pl.col("pred_round_f") != pl.col("pred_round_f").round(0))))
-        .then(pl.format("prediction round {} is not a whole number", pl.col("pred_round_raw"))),
+        *_round_errors("round_raw", "round_f", "round"),
+        *_round_errors("pred_round_raw", "pred_round_f", "prediction round"),
         pl.when(pl.col("confidence_raw").is_not_null() & (pl.col("confidence_raw") != "")
                 & (pl.col("confidence").is_null() | pl.col("confidence").is_nan()
                    | (pl.col("confidence") < 0) | (pl.col("confidence") > 1)))
@@ -497,11 +488,7 @@ def validate(
     samples = ok.filter(pl.col("__has_text")).sort("__row").unique("sample_id", keep="first", maintain_order=True)
     meta_cols = m.meta
     if meta_cols:
-        meta = df.select(
-            "__row",
-            pl.when(pl.any_horizontal([pl.col(c).is_not_null() for c in meta_cols]))
-            .then(pl.struct(meta_cols).struct.json_encode()).alias("meta"),
-        )
+        meta = _meta_json(df, meta_cols)
         samples = samples.join(meta, on="__row", how="left")
     else:
         samples = samples.with_columns(pl.lit(None, dtype=pl.Utf8).alias("meta"))
@@ -559,6 +546,52 @@ def validate(
     return samples, annotations, predictions, errors_df
 
 
+def _round_errors(raw: str, parsed: str, what: str) -> list[pl.Expr]:
+    """Row errors for a non-empty round that is not a whole number, or not in [0, MAX_ROUND]."""
+    value = pl.col(parsed)
+    given = pl.col(raw).is_not_null() & (pl.col(raw) != "")
+    return [
+        pl.when(given & (value.is_null() | value.is_nan() | value.is_infinite() | (value != value.round(0))))
+        .then(pl.format(what + " {} is not a whole number", pl.col(raw))),
+        pl.when(given & ~value.is_between(0, MAX_ROUND))
+        .then(pl.format(what + " {} is out of range (0 to {})", pl.col(raw), pl.lit(MAX_ROUND))),
+    ]
+
+
+def _meta_json(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    """``__row, meta``: the unmapped columns of each row as one JSON object (null if all null).
+
+    Values that are themselves JSON objects or arrays (nested fields of a JSONL record) stay
+    nested instead of becoming strings; only the rows that have such values pay for a parse.
+    """
+    text = df.select("__row", *cols)  # native types: Parquet numbers stay numbers
+    strings = [c for c in cols if text.schema[c] == pl.Utf8]
+    meta = text.select(
+        "__row",
+        pl.when(pl.any_horizontal([pl.col(c).is_not_null() for c in cols]))
+        .then(pl.struct(cols).struct.json_encode()).alias("meta"),
+        pl.any_horizontal([pl.col(c).str.starts_with("{") | pl.col(c).str.starts_with("[") for c in strings]
+                          or [pl.lit(False)]).fill_null(False).alias("__nested"),
+    )
+    nested = meta.filter(pl.col("__nested"))
+    if nested.height:
+        def decode(value: str | None) -> Any:
+            if value is None or value[:1] not in "{[":
+                return value
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+
+        rebuilt = [json.dumps({c: decode(r[c]) if c in strings else r[c] for c in cols}, ensure_ascii=False,
+                              default=str)
+                   for r in text.join(nested.select("__row"), on="__row").iter_rows(named=True)]
+        fixed = nested.select("__row").with_columns(pl.Series("meta_fixed", rebuilt, dtype=pl.Utf8))
+        meta = meta.join(fixed, on="__row", how="left").with_columns(
+            pl.coalesce("meta_fixed", "meta").alias("meta")).drop("meta_fixed")
+    return meta.drop("__nested")
+
+
 def _as_text_series(df: pl.DataFrame, column: str) -> list[Any]:
     s = df.get_column(column)
     if s.dtype == pl.Utf8:
@@ -596,12 +629,16 @@ def import_file(
     name = display_name or Path(path).name
     fmt = detect_format(display_name or path, fmt)
     report("checking file", 0.0)
-    sha, has_bom = check_file(path, fmt)
+    sha, _has_bom = check_file(path, fmt)
     report("reading", 0.1)
-    df, read_errors = read_rows(store, str(path), fmt, has_bom)
+    df, read_errors = read_rows(store, str(path), fmt)
     if df.height == 0 and read_errors.height == 0:
         raise ImportFileError(f"{name} has no data rows")
     source_cols = [c for c in df.columns if c != "__row"]
+    if not source_cols and read_errors.height:
+        first = read_errors.row(0, named=True)
+        raise ImportFileError(f"{name}: no row could be read ({read_errors.height} bad rows; "
+                              f"row {first['__row']}: {first['reason']})")
     m = mapping or detect_mapping(source_cols)
     missing = [c for c in m.used() if c not in source_cols]
     if missing:

@@ -221,6 +221,28 @@ def _first(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     return rows[0] if rows else None
 
 
+def _csv_layout(path: str) -> tuple[list[str], str, list[int]]:
+    """Header names, delimiter and the (1-based) numbers of blank lines of a CSV file."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+        candidates = "\t" if path.lower().endswith(".tsv") else ",;|\t"
+        delimiter = max(candidates, key=first.count) if any(c in first for c in candidates) else ","
+        header = next(csv.reader([first], delimiter=delimiter), [])
+        blank_lines = [i for i, line in enumerate(fh, start=2) if not line.strip()]
+    header = [h.strip() for h in header]
+    if not header or all(not h for h in header):
+        raise StoreError("the CSV file has no header row")
+    empty = [i + 1 for i, h in enumerate(header) if not h]
+    if empty:
+        raise StoreError(f"the CSV header has an empty column name at position {empty[0]}")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise StoreError(f"the CSV header repeats column name(s): {', '.join(dupes)}")
+    return header, delimiter, blank_lines
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -486,98 +508,92 @@ class Store:
         )
 
     # -- reading files (DuckDB's readers) -----------------------------------------------------
-    def read_jsonl_lines(self, path: str) -> pl.DataFrame:
-        """Every line of a JSON-lines file with its 1-based number: columns ``__row, line``.
+    def read_jsonl(self, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Read a JSON-lines file into ``(rows, bad)`` without failing on a malformed line.
 
-        Lines are read as raw text (not parsed) so that a malformed line becomes a row-level
-        error instead of failing the whole file. The record separator byte 0x1E cannot occur
-        unescaped inside valid JSON, so it is a safe "no delimiter".
+        ``rows`` has ``__row`` (the 1-based line number) plus one Utf8 column per top-level key
+        found in any line (sorted; nested values as JSON text, JSON null as null); ``bad`` has
+        ``__row, reason, raw`` for lines that are not a JSON object. Blank lines are skipped.
+        Lines are read as raw text with the record-separator byte 0x1E as a "delimiter" (it
+        cannot occur unescaped in valid JSON), so row numbers are exact line numbers; keys go
+        to DuckDB as JSON-pointer parameters, never spliced into SQL.
         """
         with self.cursor() as cur:
-            return _frame(cur, 
-                """SELECT CAST(row_number() OVER () AS BIGINT) AS __row, line
+            cur.execute(
+                """CREATE OR REPLACE TEMP TABLE _jsonl_lines AS
+                   SELECT CAST(row_number() OVER () AS BIGINT) AS __row,
+                          -- a UTF-8 byte-order mark is not part of the first record
+                          ltrim(line, chr(65279)) AS line
                    FROM read_csv(?, columns = {'line': 'VARCHAR'}, delim = '\x1e', quote = '',
                                  escape = '', header = false, auto_detect = false,
-                                 null_padding = true, strict_mode = false)""",
+                                 null_padding = true, strict_mode = false,
+                                 max_line_size = 268435456)""",
                 [path],
             )
-
-    def parse_json_lines(self, lines: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Parse JSON lines (``row, line``) into one string column per key.
-
-        Returns ``(parsed, bad)``: ``parsed`` has ``__row`` plus one Utf8 column per key (nested
-        values as JSON text), ``bad`` has ``__row, reason, raw`` for lines that are not a JSON
-        object. Keys are passed as JSON-pointer parameters, never spliced into SQL.
-        """
-        pointers = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
-        with self.cursor() as cur:
-            cur.register("_lines", lines.to_arrow())
             try:
-                bad = _frame(cur, 
-                    """SELECT __row,
-                              CASE WHEN line IS NULL OR trim(line) = '' THEN 'empty line'
-                                   WHEN NOT json_valid(line) THEN 'malformed JSON'
-                                   ELSE 'not a JSON object (found ' || lower(json_type(line)) || ')' END
-                                   AS reason,
-                              line AS raw
-                       FROM _lines
-                       WHERE line IS NULL OR NOT json_valid(line)
-                          OR (CASE WHEN json_valid(line) THEN json_type(line) END) <> 'OBJECT'
-                       ORDER BY __row """
-                )
-                values = _frame(cur, 
-                    """SELECT __row, json_extract_string(line, ?::VARCHAR[]) AS v
-                       FROM _lines
-                       WHERE line IS NOT NULL AND json_valid(line)
-                         AND (CASE WHEN json_valid(line) THEN json_type(line) END) = 'OBJECT'
-                       ORDER BY __row """,
+                keys = sorted(r[0] for r in cur.execute(
+                    """SELECT DISTINCT unnest(try(json_keys(line))) FROM _jsonl_lines
+                       WHERE left(ltrim(line), 1) = '{'"""
+                ).fetchall())
+                pointers = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
+                cur.execute(
+                    """CREATE OR REPLACE TEMP TABLE _jsonl_values AS
+                       SELECT __row, try(json_extract_string(line, ?::VARCHAR[])) AS v FROM _jsonl_lines
+                       WHERE left(ltrim(line), 1) = '{'""",
                     [pointers],
                 )
+                columns = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(keys)))
+                values = _frame(cur, f"SELECT __row{', ' + columns if columns else ''} FROM _jsonl_values "
+                                     "WHERE v IS NOT NULL ORDER BY __row")
+                bad = _frame(cur,
+                    """SELECT l.__row,
+                              CASE WHEN NOT json_valid(l.line) THEN 'malformed JSON'
+                                   ELSE 'not a JSON object (found ' || lower(json_type(l.line)) || ')' END
+                                   AS reason,
+                              l.line AS raw
+                       FROM _jsonl_lines l ANTI JOIN (SELECT __row FROM _jsonl_values WHERE v IS NOT NULL) g
+                            ON g.__row = l.__row
+                       WHERE l.line IS NOT NULL AND trim(l.line, ' \t\r\n') <> ''
+                       ORDER BY l.__row""")
             finally:
-                cur.unregister("_lines")
-        parsed = values.select(
-            pl.col("__row"),
-            *[pl.col("v").list.get(i).alias(k) for i, k in enumerate(keys)],
-        )
-        return parsed, bad
-
-    def json_keys(self, lines: pl.DataFrame) -> list[str]:
-        """The union of top-level keys over all JSON-object lines, in first-seen order."""
-        with self.cursor() as cur:
-            cur.register("_lines", lines.to_arrow())
-            try:
-                rows = cur.execute(
-                    """SELECT k FROM (
-                           SELECT unnest(json_keys(line)) AS k, __row FROM _lines
-                           WHERE line IS NOT NULL AND json_valid(line)
-                             AND (CASE WHEN json_valid(line) THEN json_type(line) END) = 'OBJECT')
-                       GROUP BY k ORDER BY min(__row), k"""
-                ).fetchall()
-            finally:
-                cur.unregister("_lines")
-        return [r[0] for r in rows]
+                cur.execute("DROP TABLE IF EXISTS _jsonl_values")
+                cur.execute("DROP TABLE IF EXISTS _jsonl_lines")
+        rows = values.rename({f"c{i}": k for i, k in enumerate(keys)})
+        return rows, bad
 
     def read_csv_rows(self, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Read a CSV file (header row, any delimiter DuckDB detects) with every column as text.
+        """Read a CSV file (header row; ``,`` ``;`` ``|`` or tab) with every column as text.
 
-        Returns ``(rows, rejected)``: ``rows`` has ``__row`` (1-based data row) plus the file's
-        columns; ``rejected`` has ``__row, reason, raw`` for records DuckDB could not parse.
+        Returns ``(rows, rejected)``: ``rows`` has ``__row`` (1-based data row, blank lines not
+        counted) plus the file's columns; ``rejected`` has ``__row, reason, raw`` for records
+        DuckDB could not parse (wrong number of fields, unterminated quote...). The header is
+        read by Python's csv module and handed to DuckDB as the column list (a parameter), so a
+        malformed record cannot fool the dialect sniffer into reading the file as one column.
         """
+        header, delimiter, blank_lines = _csv_layout(path)
         with self.cursor() as cur:
-            rel = _frame(cur, 
-                """SELECT * FROM read_csv(?, all_varchar = true, header = true, store_rejects = true,
-                                          quote = '"', escape = '"')""",
-                [path],
-            )
-            rejected = _frame(cur, 
-                """SELECT CAST(line - 1 AS BIGINT) AS __row,
+            # Reject tables accumulate per connection: start from empty ones for this file.
+            cur.execute("DROP TABLE IF EXISTS reject_errors")
+            cur.execute("DROP TABLE IF EXISTS reject_scans")
+            rel = _frame(cur,
+                """SELECT * FROM read_csv(?, header = true, auto_detect = false, columns = ?, delim = ?,
+                                          quote = '"', escape = '"', store_rejects = true,
+                                          max_line_size = 268435456)""",
+                [path, {name: "VARCHAR" for name in header}, delimiter])
+            rejected = _frame(cur,
+                """SELECT CAST(line AS BIGINT) AS line,
                           lower(error_type) || ': ' || error_message AS reason, csv_line AS raw
-                   FROM reject_errors ORDER BY line"""
-            )
-        # Rows DuckDB rejected are gaps in the numbering; give each accepted row its data-row
-        # number by skipping them (exact when no record spans several lines).
-        bad_rows = rejected["__row"].to_numpy()
-        numbers = np.setdiff1d(np.arange(1, rel.height + len(bad_rows) + 1), bad_rows)[: rel.height]
+                   FROM reject_errors WHERE scan_id = (SELECT max(scan_id) FROM reject_scans)
+                   ORDER BY line""")
+        # DuckDB numbers rejects by physical line; turn them into data-row numbers (header and
+        # blank lines not counted), then give each accepted row the numbers left over (exact
+        # when no quoted field spans several lines).
+        lines = rejected["line"].to_numpy()
+        bad_rows = lines - 1 - np.searchsorted(np.asarray(blank_lines, dtype=np.int64), lines)
+        rejected = rejected.with_columns(pl.Series("__row", bad_rows, dtype=pl.Int64)).select(
+            "__row", "reason", "raw").unique("__row", keep="first", maintain_order=True)
+        bad = rejected["__row"].to_numpy()
+        numbers = np.setdiff1d(np.arange(1, rel.height + len(bad) + 1), bad)[: rel.height]
         return rel.insert_column(0, pl.Series("__row", numbers, dtype=pl.Int64)), rejected
 
     def read_parquet_rows(self, path: str) -> pl.DataFrame:
@@ -893,7 +909,8 @@ class Store:
                 cur.unregister("_h")
         if df.height == 0:
             return {}
-        vectors = np.asarray(df["vector"].to_list(), dtype=np.float32)
+        width = len(df["vector"][0])
+        vectors = df["vector"].list.to_array(width).to_numpy().astype(np.float32, copy=False)
         return dict(zip(df["content_hash"].to_list(), vectors))
 
     def save_embeddings(self, model_id: str, hashes: list[str], vectors: np.ndarray) -> None:
@@ -1137,6 +1154,113 @@ class Store:
                                AND (?::INTEGER IS NULL OR s.round = ?) AND (? OR NOT s.excluded)
                              ORDER BY p.round, p.sample_id""",
                           [dataset, batch, batch, round, round, include_excluded])
+
+    def prediction_labels(self, dataset: str) -> pl.DataFrame:
+        """Predicted labels only, every round: sample_id, round, predicted (unordered; for metrics).
+
+        A lean read of the predictions table: without the probability lists it is a fraction
+        of :meth:`predictions` on millions of rows.
+        """
+        with self.cursor() as cur:
+            return _frame(cur, "SELECT sample_id, round, predicted FROM predictions WHERE dataset = ?", [dataset])
+
+    # -- queue rules, bulk review and the audit page (logic in core.queue / core.review) ------
+    def prediction_confidences(self, dataset: str, round: int | None = None) -> pl.DataFrame:
+        """Model confidence of one prediction round (default: the latest): sample_id, round, confidence."""
+        return self.query_df(
+            """SELECT sample_id, round, confidence FROM predictions
+               WHERE dataset = ? AND round = coalesce(?::INTEGER, (SELECT max(round) FROM predictions WHERE dataset = ?))
+               ORDER BY sample_id""",
+            [dataset, round, dataset],
+        )
+
+    def sample_review_state(self, dataset: str, sample_ids: Sequence[str] | None = None,
+                            with_text: bool = False) -> pl.DataFrame:
+        """Per sample: sample_id, excluded, version (0 before any review), review_label, reviewer and
+        reviewed_at of its latest review, and the text fields (null unless ``with_text``).
+
+        Every sample of ``dataset``, or only ``sample_ids`` (ids not in the dataset are absent).
+        """
+        sql = """SELECT s.sample_id, s.excluded, coalesce(r.version, 0) AS version, r.new_label AS review_label,
+                        r.reviewer, r.created_at AS reviewed_at,
+                        CASE WHEN ? THEN s.instruction END AS instruction, CASE WHEN ? THEN s.input END AS input,
+                        CASE WHEN ? THEN s.output END AS output, CASE WHEN ? THEN s.text END AS text
+                 FROM samples s
+                 LEFT JOIN (SELECT sample_id, version, new_label, reviewer, created_at FROM reviews WHERE dataset = ?
+                            QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY version DESC) = 1) r
+                        ON r.sample_id = s.sample_id
+                 WHERE s.dataset = ?"""
+        params = [bool(with_text)] * 4 + [dataset, dataset]
+        with self.cursor() as cur:
+            if sample_ids is None:
+                return _frame(cur, sql + " ORDER BY s.sample_id", params)
+            ids = pl.DataFrame({"sample_id": list(dict.fromkeys(str(s) for s in sample_ids))},
+                               schema={"sample_id": pl.Utf8})
+            cur.register("_srs_ids", ids.to_arrow())
+            try:
+                return _frame(cur, sql + " AND s.sample_id IN (SELECT sample_id FROM _srs_ids) ORDER BY s.sample_id",
+                              params)
+            finally:
+                cur.unregister("_srs_ids")
+
+    def annotations_of(self, dataset: str, sample_ids: Sequence[str]) -> pl.DataFrame:
+        """Annotations (sample_id, annotator, label) of the given samples only."""
+        ids = pl.DataFrame({"sample_id": list(dict.fromkeys(str(s) for s in sample_ids))}, schema={"sample_id": pl.Utf8})
+        with self.cursor() as cur:
+            cur.register("_ao_ids", ids.to_arrow())
+            try:
+                return _frame(cur,
+                              """SELECT a.sample_id, a.annotator, a.label FROM annotations a
+                                 SEMI JOIN _ao_ids i ON a.sample_id = i.sample_id
+                                 WHERE a.dataset = ? ORDER BY a.sample_id, a.annotator""",
+                              [dataset])
+            finally:
+                cur.unregister("_ao_ids")
+
+    def append_reviews(self, dataset: str, rows: pl.DataFrame, reviewer: str, reason: str | None,
+                       action: str = "review.save") -> int:
+        """Insert many review rows (sample_id, version, base_version, old_label, new_label), close the
+        samples' open queue entries and write one audit row per review, all in one transaction.
+
+        The primary key (dataset, sample_id, version) makes a concurrent save of any of the same
+        versions fail, which :mod:`core.review` turns into a ``ReviewConflict``.
+        """
+        frame = rows.select(pl.col("sample_id").cast(pl.Utf8), pl.col("version").cast(pl.Int32),
+                            pl.col("base_version").cast(pl.Int32), pl.col("old_label").cast(pl.Utf8),
+                            pl.col("new_label").cast(pl.Utf8))
+        now = _now()
+        with self.transaction() as cur:
+            cur.register("_ar_rows", frame.to_arrow())
+            try:
+                cur.execute(
+                    """INSERT INTO reviews (dataset, sample_id, version, base_version, reviewer, old_label,
+                                            new_label, reason, created_at)
+                       SELECT ?, sample_id, version, base_version, ?, old_label, new_label, ?, ? FROM _ar_rows""",
+                    [dataset, reviewer, reason, now],
+                )
+                cur.execute(
+                    """UPDATE review_queue SET status = 'done', resolved_at = ?
+                       WHERE dataset = ? AND status IN ('open', 'claimed')
+                         AND sample_id IN (SELECT sample_id FROM _ar_rows)""",
+                    [now, dataset],
+                )
+                cur.execute(
+                    """INSERT INTO audit_log (logged_at, actor, action, dataset, sample_id, old_value, new_value, detail)
+                       SELECT ?, ?, ?, ?, sample_id, old_label, new_label,
+                              json_object('version', version, 'base_version', base_version, 'reason', ?::VARCHAR,
+                                          'bulk', true)
+                       FROM _ar_rows ORDER BY sample_id""",
+                    [now, reviewer, action, dataset, reason],
+                )
+            finally:
+                cur.unregister("_ar_rows")
+        return frame.height
+
+    def audit_facets(self) -> pl.DataFrame:
+        """Distinct (actor, action, dataset) of the audit log with their row counts (filter choices)."""
+        return self.query_df(
+            "SELECT actor, action, dataset, count(*) AS n FROM audit_log GROUP BY ALL ORDER BY actor, action, dataset"
+        )
 
     # -- imported evaluation rounds -----------------------------------------------------------
     def imported_round_metrics(self, dataset: str) -> pl.DataFrame:

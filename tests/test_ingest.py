@@ -102,8 +102,6 @@ def test_blank_lines_are_skipped_and_rows_stay_line_numbers(db, tmp_path):
     assert_consistent(r)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_json_lines treats a line as blank only if DuckDB's "
-                   "trim() (spaces only) empties it, so a line holding a tab is reported as 'malformed JSON'")
 def test_whitespace_only_line_with_a_tab_is_blank(db, tmp_path):
     p = tmp_path / "f.jsonl"
     p.write_text(json.dumps(good(1)) + "\n\t\n \t \n" + json.dumps(good(4)) + "\n", encoding="utf-8")
@@ -112,8 +110,6 @@ def test_whitespace_only_line_with_a_tab_is_blank(db, tmp_path):
     assert r.rows_total == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a file whose lines are all malformed JSON (no object line) "
-                   "fails as 'has no id column (columns found: none)' although every line has an id")
 def test_file_of_only_malformed_lines_reports_the_rows(db, tmp_path):
     p = write_jsonl(tmp_path / "f.jsonl", ['{"id": "1", "text": "a", ', '{"id": "2", "text": "b", '])
     try:
@@ -326,9 +322,6 @@ def test_round_must_be_an_integer(db, tmp_path):
     assert dict(db.samples("ds").select("sample_id", "round").iter_rows()) == {str(k): v for k, v in ok.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a round outside the Int32 range (1e10, 2147483648, inf, or a "
-                   "pred_round like it) passes the whole-number check and then crashes the whole import "
-                   "with polars InvalidOperationError (a traceback in the CLI) instead of a row error")
 def test_round_out_of_range_is_a_row_error(db, tmp_path):
     p = write_jsonl(tmp_path / "f.jsonl", [good(1, round=1), good(2, round=1e10), good(3, round="inf"),
                                            good(4, prediction="pos", pred_round=2147483648)])
@@ -500,8 +493,6 @@ def test_hostile_names_and_values_are_stored_as_data(db, tmp_path):
     assert counts["samples"] == len(rows) and counts["annotations"] == len(rows)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: detect_mapping drops every column whose name starts with "
-                   "'__' (meant for the internal __row), so a '__proto__' key is silently lost from meta")
 def test_proto_key_is_stored_as_data(db, tmp_path):
     p = write_jsonl(tmp_path / "f.jsonl", [good(1, __proto__={"polluted": True}, constructor="c")])
     imp(db, p, labels=LABELS)
@@ -523,8 +514,6 @@ def test_hostile_csv_header_and_values(db, tmp_path):
     assert db.table_counts()["samples"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_jsonl_lines keeps DuckDB's default max_line_size "
-                   "(2 MB): one long line fails the whole file with 'CSV Error on Line: 2'")
 def test_very_long_line_is_data(db, tmp_path):
     p = write_jsonl(tmp_path / "f.jsonl", [good(1), {"id": "2", "text": "y" * 3_000_000, "label": "pos"}])
     r = imp(db, p, labels=LABELS)
@@ -558,9 +547,6 @@ def test_csv_round_trip_with_quotes_newlines_and_a_malformed_row(db, tmp_path):
     assert "3" not in got
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unterminated quote makes DuckDB's sniffer fall back to "
-                   "one column, and the import fails with the false message 'has no id column "
-                   "(columns found: id,text,label)' instead of a row error")
 def test_csv_unterminated_quote_is_a_row_error(db, tmp_path):
     p = tmp_path / "f.csv"
     p.write_text('id,text,label\n1,ok,pos\n2,"unterminated,neg\n', encoding="utf-8")
@@ -569,9 +555,6 @@ def test_csv_unterminated_quote_is_a_row_error(db, tmp_path):
     assert ids(db) == ["1"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: CSV row numbers: DuckDB's reject line counts blank lines "
-                   "but read_csv_rows numbers the accepted rows without them, so rows after a blank "
-                   "line are misnumbered (a later row gets a smaller number than an earlier reject)")
 def test_csv_row_numbers_with_a_blank_line(db, tmp_path):
     p = tmp_path / "f.csv"
     p.write_text("id,text,label\n1,a,pos\n\n2,b,neg,EXTRA\n3,c,BAD\n", encoding="utf-8")
@@ -582,9 +565,6 @@ def test_csv_row_numbers_with_a_blank_line(db, tmp_path):
     assert row_bad == row_extra + 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_csv_rows reads the connection's reject_errors without "
-                   "filtering by scan_id, so a second CSV import on the same cursor reports the first "
-                   "file's rejected rows as its own")
 def test_csv_rejects_do_not_leak_between_imports_on_one_cursor(db, tmp_path):
     a = tmp_path / "a.csv"
     a.write_text("id,text,label\n1,a,pos\n2,b,neg,EXTRA\n", encoding="utf-8")
