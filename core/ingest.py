@@ -430,62 +430,74 @@ def validate(
                     bad = f"probability of {lab} {raw!r} is not a number"
                     break
             probs[r], prob_errs[r] = (None, bad) if bad else (vec, None)
-    prob_errs = [e or _prob_problem(v) for v, e in zip(probs, prob_errs)]
-    work = work.with_columns(
-        pl.Series("probs", probs, dtype=pl.List(pl.Float64)),
-        pl.Series("__prob_err", prob_errs, dtype=pl.Utf8),
-    )
+    if m.probs is not None or m.prob_columns:
+        prob_errs = [e or _prob_problem(v) for v, e in zip(probs, prob_errs)]
+        work = work.with_columns(
+            pl.Series("probs", probs, dtype=pl.List(pl.Float64)),
+            pl.Series("__prob_err", prob_errs, dtype=pl.Utf8),
+        )
+    else:  # no probabilities in this file: nothing to parse row by row
+        work = work.with_columns(pl.lit(None, dtype=pl.List(pl.Float64)).alias("probs"),
+                                 pl.lit(None, dtype=pl.Utf8).alias("__prob_err"))
     errors.append(pl.col("__prob_err"))
 
     has_text = pl.any_horizontal([pl.col(f).is_not_null() for f in TEXT_FIELDS])
     work = work.with_columns(pl.coalesce(errors).alias("__error"), has_text.alias("__has_text"))
 
-    # Duplicates within the file: the same id (or the same id+annotator in long form) twice.
-    # A row is keyed by its sample, plus its annotator (long form) and its prediction round, so
-    # one id may carry several annotators' labels and several rounds' predictions.
+    # Duplicates within the file. A row is keyed by its sample, plus its annotator (long form)
+    # and its prediction round, so one id may carry several annotators' labels and several
+    # rounds' predictions. Rows are in file order, so the first of a key is its first row.
     key = ["sample_id"]
     if m.annotator is not None:
         key.append("annotator")
     if m.pred_round is not None:
         key.append("pred_round_raw")
     ok = work.filter(pl.col("__error").is_null())
-    ok = ok.with_columns(pl.col("__row").min().over(key).alias("__first_row"))
-    dup = ok.filter(pl.col("__row") != pl.col("__first_row")).select(
-        "__row", pl.format("duplicate id '{}' (first at row {})", pl.col("sample_id"), pl.col("__first_row")).alias("reason")
-    )
-    ok = ok.filter(pl.col("__row") == pl.col("__first_row"))
+    first_of_key = pl.struct(key).is_first_distinct() if len(key) > 1 else pl.col("sample_id").is_first_distinct()
+    ok = ok.with_columns(first_of_key.alias("__first"))
+    dup = ok.filter(~pl.col("__first"))
+    if dup.height:
+        firsts = ok.filter(pl.col("__first")).select(*key, pl.col("__row").alias("__first_row"))
+        dup = dup.join(firsts, on=key, how="left", nulls_equal=True).select(
+            "__row", pl.format("duplicate id '{}' (first at row {})", pl.col("sample_id"), pl.col("__first_row"))
+            .alias("reason"))
+    else:
+        dup = pl.DataFrame(schema={"__row": pl.Int64, "reason": pl.Utf8})
+    ok = ok.filter(pl.col("__first")).drop("__first")
 
-    # Text of one id must agree between rows (long form repeats it) and with the store.
-    with_text = ok.filter(pl.col("__has_text"))
-    hashes = content_hashes(with_text) if with_text.height else pl.Series("h", [], dtype=pl.Utf8)
-    with_text = with_text.with_columns(hashes.alias("__hash"))
-    with_text = with_text.with_columns(
-        pl.col("__hash").first().over("sample_id", order_by="__row").alias("__first_hash"),
-        pl.col("__row").min().over("sample_id").alias("__id_first_row"),
-    )
-    conflict = with_text.filter(pl.col("__hash") != pl.col("__first_hash")).select(
-        "__row", pl.format("text differs from row {} with the same id '{}'", pl.col("__id_first_row"),
-                           pl.col("sample_id")).alias("reason")
-    )
-    ids = ok.get_column("sample_id").unique()
-    stored = existing(ids)
-    stored_hash = dict(zip(stored["sample_id"].to_list(), stored["content_hash"].to_list()))
-    stored_df = pl.DataFrame({"sample_id": list(stored_hash), "__stored_hash": list(stored_hash.values())},
-                             schema={"sample_id": pl.Utf8, "__stored_hash": pl.Utf8})
-    changed = with_text.join(stored_df, on="sample_id", how="inner").filter(
-        pl.col("__hash") != pl.col("__stored_hash")
-    ).select("__row", pl.format("sample '{}' is already stored with different text; not overwritten",
+    # The text of one id must agree between the rows that repeat it (long form) and with the
+    # store. Within the file a fast in-process hash finds the ids whose rows differ; only those
+    # rows, and rows of ids already stored, are compared exactly.
+    with_text = ok.filter(pl.col("__has_text")).with_columns(
+        pl.struct(list(TEXT_FIELDS)).hash().alias("__h"), pl.col("sample_id").is_first_distinct().alias("__first_id"))
+    first_text = with_text.filter(pl.col("__first_id"))
+    repeated = with_text.filter(~pl.col("__first_id"))
+    conflict = repeated.join(first_text.select("sample_id", pl.col("__h").alias("__h0"),
+                                               pl.col("__row").alias("__id_first_row")), on="sample_id").filter(
+        pl.col("__h") != pl.col("__h0")
+    ).select("__row", pl.format("text differs from row {} with the same id '{}'", pl.col("__id_first_row"),
                                 pl.col("sample_id")).alias("reason"))
-    known_ids = set(stored_hash) | set(with_text.get_column("sample_id").to_list())
-    orphan = ok.filter(~pl.col("__has_text") & ~pl.col("sample_id").is_in(list(known_ids))).select(
+    stored = existing(ok.get_column("sample_id").unique())
+    stored = stored.select(pl.col("sample_id").cast(pl.Utf8), pl.col("content_hash").cast(pl.Utf8))
+    against_store = with_text.join(stored, on="sample_id", how="inner")
+    if against_store.height:
+        against_store = against_store.with_columns(content_hashes(against_store).alias("__hash"))
+        changed = against_store.filter(pl.col("__hash") != pl.col("content_hash")).select(
+            "__row", pl.format("sample '{}' is already stored with different text; not overwritten",
+                               pl.col("sample_id")).alias("reason"))
+    else:
+        changed = pl.DataFrame(schema={"__row": pl.Int64, "reason": pl.Utf8})
+    known = pl.concat([stored.select("sample_id"), first_text.select("sample_id")]).unique()
+    orphan = ok.filter(~pl.col("__has_text")).join(known, on="sample_id", how="anti").select(
         "__row", pl.format("unknown sample id '{}': the row has no text and the id is not stored",
                            pl.col("sample_id")).alias("reason")
     )
     late = pl.concat([conflict, changed, orphan]).unique("__row", keep="first")
-    ok = ok.join(late.select("__row"), on="__row", how="anti")
+    if late.height:
+        ok = ok.join(late.select("__row"), on="__row", how="anti")
 
     # Samples: first row of each id that carries text; ids already stored are skipped by the store.
-    samples = ok.filter(pl.col("__has_text")).sort("__row").unique("sample_id", keep="first", maintain_order=True)
+    samples = first_text.join(late.select("__row"), on="__row", how="anti") if late.height else first_text
     meta_cols = m.meta
     if meta_cols:
         meta = _meta_json(df, meta_cols)
@@ -511,7 +523,8 @@ def validate(
     annotations = (pl.concat(parts) if parts else
                    pl.DataFrame(schema={"sample_id": pl.Utf8, "annotator": pl.Utf8, "label": pl.Utf8,
                                         "confidence": pl.Float64}))
-    annotations = annotations.unique(["sample_id", "annotator"], keep="first", maintain_order=True)
+    if len(parts) > 1 or m.pred_round is not None:  # otherwise the row key already made them unique
+        annotations = annotations.unique(["sample_id", "annotator"], keep="first", maintain_order=True)
 
     # Predictions: a predicted label and/or probabilities. Argmax ties go to the first label.
     pred = ok.filter((pl.col("predicted").is_not_null() & (pl.col("predicted") != "")) | pl.col("probs").is_not_null())
