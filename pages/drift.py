@@ -1,0 +1,317 @@
+"""Drift: how far a current batch or round moved from a reference one (PSI, KS, embeddings)."""
+
+import math
+import re
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from core.drift import KS_ALPHA, PSI_MODERATE, PSI_SIGNIFICANT, embedding_drift
+from core.drift_features import (
+    LABEL,
+    PREDICTED,
+    Comparison,
+    Selection,
+    SideData,
+    compare_sides,
+    default_pair,
+    embedding_texts,
+    label_shares,
+    order_batches,
+    psi_across,
+    selection_options,
+    side_values,
+)
+from pages.common import get_store, require_dataset, show_store_error
+
+STATUS_COLORS = {"stable": "#d7f0d7", "moderate": "#ffe7b3", "significant": "#f7c6c5"}
+MAX_EMBED_TEXTS = 1000  # per side: enough for PCA and the domain classifier, seconds to embed
+
+st.title("Drift")
+st.caption(
+    f"How far a **current** batch or round moved from a **reference** one, feature by feature. "
+    f"PSI below {PSI_MODERATE} is stable, {PSI_MODERATE}–{PSI_SIGNIFICANT} moderate, {PSI_SIGNIFICANT} and "
+    f"above significant; numeric features whose KS p-value is below {KS_ALPHA} are flagged."
+)
+dataset = require_dataset()
+
+
+@st.cache_data(ttl=60, show_spinner="Loading the selection…", max_entries=32)
+def load_side(name: str, kind: str, value: str | int) -> SideData:
+    store = get_store()
+    args = Selection(kind, value).store_args()
+    return SideData(store.samples(name, **args), store.annotations(name, **args),
+                    store.selection_predictions(name, **args))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_choices(name: str) -> tuple[list[str], list[int]]:
+    """Batches in time order (by earliest round; the round sides are reused by the trend chart) and rounds."""
+    store = get_store()
+    batches, rounds = store.batches(name), store.rounds(name)
+    placed = [load_side(name, "round", r).samples.select("batch", "round") for r in rounds]
+    return order_batches(batches, pl.concat(placed) if placed else None), rounds
+
+
+@st.cache_data(ttl=60, show_spinner="Comparing the two selections…", max_entries=16)
+def compare(name: str, ref: tuple, cur: tuple, bins: int) -> Comparison:
+    return compare_sides(load_side(name, *ref), load_side(name, *cur), bins=bins)
+
+
+@st.cache_data(ttl=60, show_spinner="Comparing every round with the reference…", max_entries=16)
+def across_rounds(name: str, ref: tuple, rounds: tuple[int, ...], bins: int) -> pl.DataFrame:
+    others = {f"round {r}": load_side(name, "round", r) for r in rounds}
+    return psi_across(load_side(name, *ref), others, bins=bins)
+
+
+try:
+    batches, rounds = load_choices(dataset)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+pair = default_pair(batches, rounds)
+if pair is None:
+    st.info(
+        f"Drift compares two selections, but **{dataset}** has {len(batches)} batch(es) and "
+        f"{len(rounds)} round(s). Import another batch (or a later round) on the **Import** page "
+        "to compare it with this one."
+    )
+    st.stop()
+
+options = {o.label: o for o in selection_options(batches, rounds)}
+labels = list(options)
+for key, default in (("drift_ref", pair[0].label), ("drift_cur", pair[1].label)):
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+c1, c2, c3 = st.columns([3, 3, 1])
+ref_label = c1.selectbox("Reference", labels, key="drift_ref",
+                         help="The data the model was trained on (default: the earliest batch).")
+cur_label = c2.selectbox("Current", labels, key="drift_cur",
+                         help="The data to check against the reference (default: the latest batch).")
+bins = int(c3.number_input("PSI bins", min_value=2, max_value=50, value=10, key="drift_bins",
+                           help="Quantile bins of the reference for numeric features."))
+ref_sel, cur_sel = options[ref_label], options[cur_label]
+if ref_sel == cur_sel:
+    st.info("Reference and current are the same selection: pick two different ones.")
+    st.stop()
+
+ref_key, cur_key = (ref_sel.kind, ref_sel.value), (cur_sel.kind, cur_sel.value)
+try:
+    ref_side, cur_side = load_side(dataset, *ref_key), load_side(dataset, *cur_key)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+empty = [(role, sel) for role, sel, side in (("reference", ref_sel, ref_side), ("current", cur_sel, cur_side))
+         if side.n_samples == 0]
+if empty:
+    st.info(" ".join(
+        f"The {role} selection **{sel.label}** has no samples (a round may hold only model predictions)."
+        for role, sel in empty) + " Pick a batch or round with samples.")
+    st.stop()
+
+try:
+    result = compare(dataset, ref_key, cur_key, bins)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+report = result.report
+names = (ref_label, cur_label)
+
+# -- summary ------------------------------------------------------------------------------------
+counts = dict(report.group_by("status").len().iter_rows())
+m = st.columns(5)
+m[0].metric("Reference samples", f"{ref_side.n_samples:,}")
+m[1].metric("Current samples", f"{cur_side.n_samples:,}")
+m[2].metric("Significant features", counts.get("significant", 0), help=f"PSI ≥ {PSI_SIGNIFICANT}")
+m[3].metric("Moderate features", counts.get("moderate", 0), help=f"{PSI_MODERATE} ≤ PSI < {PSI_SIGNIFICANT}")
+m[4].metric("KS flagged", int(report["flagged"].sum() or 0), help=f"Numeric features with KS p-value < {KS_ALPHA}")
+
+st.subheader("Summary")
+shown = report.select(
+    "feature", "kind", "psi", "status", "flagged", "ks_statistic", "ks_pvalue",
+    "ref_n", "cur_n", "ref_missing", "cur_missing",
+).to_pandas()
+styled = (shown.style
+          .map(lambda s: f"background-color: {STATUS_COLORS.get(s, '')}" if s in STATUS_COLORS else "",
+               subset=["status"])
+          .map(lambda f: "font-weight: bold" if f is True else "", subset=["flagged"])
+          .format({"psi": "{:.4f}", "ks_statistic": "{:.3f}", "ks_pvalue": "{:.2e}"}, na_rep="—"))
+st.dataframe(
+    styled, width="stretch", hide_index=True,
+    column_config={
+        "psi": st.column_config.Column("PSI", help="Population stability index, current vs reference"),
+        "flagged": st.column_config.CheckboxColumn("KS flagged", help=f"KS p-value < {KS_ALPHA}"),
+        "ks_statistic": st.column_config.Column("KS statistic"),
+        "ks_pvalue": st.column_config.Column("KS p-value"),
+        "ref_n": st.column_config.Column("ref n"), "cur_n": st.column_config.Column("cur n"),
+        "ref_missing": st.column_config.Column("ref missing"),
+        "cur_missing": st.column_config.Column("cur missing"),
+    },
+)
+notes = []
+rr, cr = result.ref_pred_round, result.cur_pred_round
+if rr is not None and rr == cr:
+    notes.append(f"Predicted labels and confidence from prediction round {rr} on both sides.")
+elif rr is not None and cr is not None:
+    notes.append(f"Predicted labels from prediction round {rr} (reference) and {cr} (current): "
+                 "the sides share no prediction round.")
+elif rr is not None or cr is not None:
+    has, lacks = ("reference", "current") if rr is not None else ("current", "reference")
+    notes.append(f"Predicted labels: prediction round {rr if rr is not None else cr} in the {has}; "
+                 f"the {lacks} selection has no predictions.")
+if result.unavailable.height:
+    notes.append("Not compared: " + "; ".join(f"{f} ({r})" for f, r in result.unavailable.iter_rows()) + ".")
+notes.append("`label` is each sample's majority annotated label (ties count as missing); "
+             "`label_by_<name>` is one annotator's labels.")
+st.caption(" ".join(notes))
+csv = report.select(pl.lit(dataset).alias("dataset"), pl.lit(ref_label).alias("reference"),
+                    pl.lit(cur_label).alias("current"), pl.all()).write_csv()
+safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"drift_{dataset}_{ref_label}_vs_{cur_label}")
+st.download_button("Download the report (CSV)", csv, file_name=f"{safe}.csv", mime="text/csv",
+                   icon=":material/download:")
+
+# -- one feature --------------------------------------------------------------------------------
+st.subheader("Distribution of a feature")
+kinds = dict(zip(report["feature"], report["kind"]))
+if st.session_state.get("drift_feature") not in kinds:
+    st.session_state.pop("drift_feature", None)  # a feature of an earlier comparison
+feature = st.selectbox("Feature", list(kinds), key="drift_feature",
+                       help="Ordered by PSI, the most shifted first.")
+if kinds[feature] == "numeric":
+    values = side_values(result.reference, result.current, feature, names=names)
+    fig = px.histogram(values.to_pandas(), x="value", color="side", barmode="overlay",
+                       histnorm="probability", opacity=0.55, nbins=40,
+                       category_orders={"side": list(names)}, labels={"value": feature})
+    fig.update_traces(bingroup="shared")
+    fig.update_layout(yaxis_title="share of samples")
+else:
+    shares = label_shares(result.reference, result.current, feature, names=names)
+    fig = px.bar(shares.to_pandas(), x="category", y="share", color="side", barmode="group",
+                 hover_data=["count"], category_orders={"side": list(names)}, labels={"category": feature})
+fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="")
+st.plotly_chart(fig, width="stretch")
+
+# -- labels -------------------------------------------------------------------------------------
+st.subheader("Label distribution")
+which = st.radio("Labels", ["Annotated (majority)", "Predicted"], horizontal=True, key="drift_labels",
+                 label_visibility="collapsed")
+column = LABEL if which.startswith("Annotated") else PREDICTED
+shares = label_shares(result.reference, result.current, column, names=names)
+if shares.height == 0 or shares["count"].sum() == 0:
+    st.caption("No labels of this kind in either selection.")
+else:
+    fig = px.bar(shares.to_pandas(), x="category", y="share", color="side", barmode="group",
+                 hover_data=["count"], category_orders={"side": list(names)},
+                 labels={"category": "label", "share": "share of samples"})
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="",
+                      yaxis_tickformat=".0%")
+    st.plotly_chart(fig, width="stretch")
+    lacking = [n for n in names if shares.filter(pl.col("side") == n)["count"].sum() == 0]
+    if lacking:
+        st.caption(f"No {column.replace('_', ' ')}s in {' and '.join(lacking)}.")
+
+# -- across rounds ------------------------------------------------------------------------------
+st.subheader("PSI across rounds")
+if len(rounds) < 2:
+    st.caption("This dataset has a single round: nothing to chart across rounds.")
+else:
+    try:
+        trend = across_rounds(dataset, ref_key, tuple(rounds), bins)
+    except Exception as exc:
+        show_store_error(exc)
+        trend = None
+    if trend is not None and trend.height:
+        features = trend["feature"].unique(maintain_order=True).to_list()
+        default = [f for f in report["feature"].to_list() if f in features][:6]
+        if not set(st.session_state.get("drift_trend_features") or []) <= set(features):
+            st.session_state.pop("drift_trend_features", None)  # features of an earlier comparison
+        picked = st.multiselect("Features", features, default=default, key="drift_trend_features",
+                                help="Each round compared with the reference selection.")
+        data = trend.filter(pl.col("feature").is_in(picked)).sort("order", "feature")
+        log_y = st.toggle("Log scale", key="drift_trend_log",
+                          help="Shows small and large PSI values together (a PSI of 0 is not drawn).")
+        fig = px.line(data.to_pandas(), x="selection", y="psi", color="feature", markers=True, log_y=log_y,
+                      labels={"selection": "round", "psi": "PSI"},
+                      category_orders={"selection": trend.sort("order")["selection"].unique(maintain_order=True).to_list()})
+        top = max(float(data["psi"].max() or 0.0), PSI_SIGNIFICANT) * 1.15
+        low = 1e-3 if log_y else 0.0
+        for y0, y1, color in ((low, PSI_MODERATE, "green"), (PSI_MODERATE, PSI_SIGNIFICANT, "orange"),
+                              (PSI_SIGNIFICANT, top, "red")):
+            fig.add_hrect(y0=y0, y1=y1, fillcolor=color, opacity=0.05, line_width=0, layer="below")
+        fig.add_hline(y=PSI_MODERATE, line_dash="dot", line_color="orange", annotation_text=f"moderate ≥ {PSI_MODERATE}",
+                      annotation_position="bottom right")
+        fig.add_hline(y=PSI_SIGNIFICANT, line_dash="dot", line_color="red",
+                      annotation_text=f"significant ≥ {PSI_SIGNIFICANT}", annotation_position="top right")
+        y_range = [math.log10(low), math.log10(top)] if log_y else [0, top]
+        fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_range=y_range)
+        st.plotly_chart(fig, width="stretch")
+        st.caption(f"Each round's samples against the reference ({ref_label}); rounds without samples are left out.")
+    elif trend is not None:
+        st.caption("No round has samples to compare with the reference.")
+
+# -- missing values -----------------------------------------------------------------------------
+st.subheader("Missing values")
+missing = report.filter((pl.col("ref_missing") > 0) | (pl.col("cur_missing") > 0)).select(
+    "feature", "ref_missing", "cur_missing", "ref_n", "cur_n")
+if missing.height:
+    st.dataframe(missing, width="stretch", hide_index=True, column_config={
+        "ref_missing": "missing in reference", "cur_missing": "missing in current",
+        "ref_n": "values in reference", "cur_n": "values in current"})
+    st.caption("Missing values are counted, never binned: PSI and KS use the values present. "
+               "A tie between annotators leaves `label` missing.")
+else:
+    st.caption("No missing values in the compared features.")
+
+# -- embeddings ---------------------------------------------------------------------------------
+st.subheader("Embedding drift")
+ref_texts = embedding_texts(ref_side.samples, MAX_EMBED_TEXTS)
+cur_texts = embedding_texts(cur_side.samples, MAX_EMBED_TEXTS, seed=1)
+try:
+    from core.embeddings import describe_choice
+
+    choice = describe_choice(ref_texts + cur_texts)
+except Exception as exc:  # a broken embeddings install: say so, keep the rest of the page
+    choice = f"embedding model unavailable ({type(exc).__name__})"
+st.caption(f"{len(ref_texts):,} + {len(cur_texts):,} texts (at most {MAX_EMBED_TEXTS:,} per side) · {choice}. "
+           "Vectors are cached in the store, so a second run is quick.")
+emb_key = (dataset, ref_label, cur_label, ref_side.n_samples, cur_side.n_samples)
+emb_results = st.session_state.setdefault("drift_embedding", {})
+if st.button("Compute embedding drift", key="drift_embed", icon=":material/scatter_plot:"):
+    bar = st.progress(0.0, text="Loading the embedding model…")
+    try:
+        from core.embeddings import embed
+
+        total = len(ref_texts) + len(cur_texts)
+        vectors = embed(ref_texts + cur_texts, store=get_store(),
+                        progress=lambda done, n: bar.progress(min(done / max(n, 1), 1.0),
+                                                              text=f"Embedding {done:,} / {n:,} texts"))
+        bar.progress(1.0, text="Fitting the domain classifier…")
+        emb_results[emb_key] = embedding_drift(vectors[: len(ref_texts)], vectors[len(ref_texts):])
+    except Exception as exc:
+        show_store_error(exc)
+    finally:
+        bar.empty()
+emb = emb_results.get(emb_key)
+if emb is None:
+    st.caption("Projects both sides on the reference's principal components (PSI per component) and "
+               "trains a classifier to tell them apart (domain AUC: 0.5 means no detectable shift).")
+else:
+    e = st.columns(3)
+    e[0].metric("Domain AUC", f"{emb['domain_auc']:.3f}",
+                help="Cross-validated ROC AUC of a logistic regression telling reference from current; "
+                     "about 0.5 = no detectable shift, 1.0 = fully separable.")
+    e[1].metric("Max component PSI", f"{emb['max_psi']:.3f}", help="Largest PSI over the principal components")
+    e[2].metric("Status", emb["status"])
+    comp = pl.DataFrame({"component": [f"PC{i + 1}" for i in range(len(emb["component_psi"]))],
+                         "psi": emb["component_psi"], "explained variance": emb["explained_variance_ratio"]})
+    if comp.height:
+        fig = px.bar(comp.to_pandas(), x="component", y="psi", hover_data=["explained variance"],
+                     labels={"psi": "PSI"})
+        fig.add_hline(y=PSI_MODERATE, line_dash="dot", line_color="orange")
+        fig.add_hline(y=PSI_SIGNIFICANT, line_dash="dot", line_color="red")
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, width="stretch")
+    st.caption(f"{emb['n_ref']:,} reference and {emb['n_cur']:,} current texts, "
+               f"{emb['n_components']} principal components.")
