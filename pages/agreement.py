@@ -1,0 +1,374 @@
+"""Agreement: can the labels be trusted? Metric cards, pairwise kappa, annotators, labels, batches, disputes."""
+
+from __future__ import annotations
+
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+import pages.common as common
+from core.agreement import (
+    KAPPA_RETRAIN_THRESHOLD,
+    REWORK_THRESHOLD,
+    agreement_summary,
+    annotator_report,
+    disputed_samples,
+    kappa_matrix,
+    label_distribution,
+    majority_vote,
+    pair_confusion,
+    pairwise_cohen_kappa,
+    per_label_agreement,
+    percent_agreement_by_group,
+    ratings_matrix,
+)
+from pages.common import (
+    BAND_GOOD,
+    BAND_RETRAIN,
+    band_color,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+    show_store_error,
+)
+
+N_BOOT = 1000
+MAX_ROWS_SHOWN = 1000  # disputed samples drawn in the table; the CSV holds all of them
+QUEUE_REASON = "disagreement"
+CARDS = (
+    ("percent_agreement", "Percent agreement", "Share of agreeing annotator pairs per sample, averaged over "
+                                               "samples with two or more ratings."),
+    ("fleiss_kappa", "Fleiss' kappa", "Agreement beyond chance for any number of annotators "
+                                      "(missing ratings allowed)."),
+    ("krippendorff_alpha", "Krippendorff's alpha", "Nominal alpha: agreement beyond chance, "
+                                                   "robust to missing ratings."),
+)
+
+st.title("Agreement")
+st.caption(
+    f"Do the annotators agree well enough to trust the labels? Bands: ≥ {BAND_GOOD} good, "
+    f"{BAND_RETRAIN}–{BAND_GOOD} fair, < {BAND_RETRAIN} retrain. Intervals are 95% bootstrap intervals "
+    f"({N_BOOT:,} resamples of the samples)."
+)
+dataset = require_dataset()
+
+
+# Cached values are pickled: plain namespaces (a class defined in a page script cannot be pickled).
+# Ratings: matrix (samples × annotators, labels or None), annotators, sample_ids, batches (one per sample).
+# Results: n_samples, n_pairable, annotators, summary, pairwise, kappa_grid, report, distribution,
+# per_label, per_batch, disputed (sample_id, text, why, top_share, adjudicated, priority, label_by_<annotator>…;
+# adjudicated is the label of the sample's latest review, null when it has none).
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_filters(name: str) -> tuple[list[int], list[str]]:
+    store = get_store()
+    return store.rounds(name), store.batches(name)
+
+
+@st.cache_data(ttl=300, show_spinner="Loading annotations…", max_entries=8)
+def load_ratings(name: str, batch: str | None, round_: int | None) -> SimpleNamespace:
+    annotations = get_store().annotations(name, batch=batch, round=round_)
+    matrix, annotators, sample_ids = ratings_matrix(annotations)
+    batch_of = (pl.DataFrame({"sample_id": sample_ids}, schema={"sample_id": pl.Utf8})
+                .join(annotations.select("sample_id", "batch").unique("sample_id"), on="sample_id", how="left",
+                      maintain_order="left"))
+    return SimpleNamespace(matrix=matrix, annotators=annotators, sample_ids=sample_ids,
+                           batches=batch_of["batch"].to_list())
+
+
+@st.cache_data(ttl=300, show_spinner="Computing agreement…", max_entries=8)
+def compute(name: str, batch: str | None, round_: int | None) -> SimpleNamespace:
+    ratings = load_ratings(name, batch, round_)
+    matrix, annotators = ratings.matrix, ratings.annotators
+    pairwise = pairwise_cohen_kappa(matrix, annotators)
+    report = annotator_report(matrix, annotators)
+    distribution = label_distribution(matrix, annotators)
+
+    mask = disputed_samples(matrix)
+    _, tie, support = majority_vote(matrix)
+    ids = [s for s, keep in zip(ratings.sample_ids, mask) if keep]
+    disputed = pl.DataFrame({
+        "sample_id": ids,
+        "why": np.where(tie[mask], "tie", "no majority").tolist(),
+        "top_share": support[mask],
+        "priority": 1.0 - support[mask],  # the more split the votes, the sooner it is adjudicated
+    }, schema={"sample_id": pl.Utf8, "why": pl.Utf8, "top_share": pl.Float64, "priority": pl.Float64})
+    disputed = disputed.with_columns(
+        [pl.Series(f"label_by_{a}", matrix[mask, j].tolist(), dtype=pl.Utf8) for j, a in enumerate(annotators)])
+    if disputed.height:
+        samples = get_store().samples(name, batch=batch, round=round_).select(
+            "sample_id",
+            pl.coalesce(pl.col("text"), pl.concat_str("instruction", "input", separator=" ",
+                                                      ignore_nulls=True)).alias("text"))
+        disputed = disputed.join(samples, on="sample_id", how="left", maintain_order="left")
+    else:
+        disputed = disputed.with_columns(pl.lit(None, dtype=pl.Utf8).alias("text"))
+    reviewed = get_store().latest_reviews(name).select("sample_id", pl.col("new_label").alias("adjudicated"))
+    disputed = (disputed.join(reviewed, on="sample_id", how="left", maintain_order="left")
+                .select("sample_id", "text", "why", "top_share", "adjudicated", pl.exclude(
+                    "sample_id", "text", "why", "top_share", "adjudicated")))
+    per_batch = percent_agreement_by_group(matrix, ratings.batches, threshold=REWORK_THRESHOLD)
+    return SimpleNamespace(
+        n_samples=len(ratings.sample_ids),
+        n_pairable=int(per_batch["n_compared"].sum()),
+        annotators=annotators,
+        summary=agreement_summary(matrix, n_boot=N_BOOT, seed=0),
+        pairwise=pairwise,
+        kappa_grid=kappa_matrix(pairwise, annotators),
+        report=report,
+        distribution=distribution,
+        per_label=per_label_agreement(matrix),
+        per_batch=per_batch,
+        disputed=disputed,
+    )
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=32)
+def confusion(name: str, batch: str | None, round_: int | None, a: str, b: str) -> tuple[list, np.ndarray]:
+    ratings = load_ratings(name, batch, round_)
+    return pair_confusion(ratings.matrix, ratings.annotators.index(a), ratings.annotators.index(b))
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _band(value: float) -> str:
+    return {"green": "good", "orange": "fair", "red": "retrain"}.get(band_color(value), "undefined")
+
+
+def _heatmap(z: np.ndarray, x: list, y: list, zmin: float, zmax: float, scale: str, fmt: str, title: str):
+    fig = px.imshow(z, x=[str(v) for v in x], y=[str(v) for v in y], zmin=zmin, zmax=zmax,
+                    color_continuous_scale=scale, text_auto=fmt, aspect="auto")
+    fig.update_layout(height=max(260, 60 * len(y) + 120), margin=dict(l=10, r=10, t=30, b=10),
+                      coloraxis_colorbar_title=title)
+    fig.update_xaxes(side="top", type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+# -- filters ------------------------------------------------------------------------------------
+try:
+    rounds, batches = load_filters(dataset)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+for key, options in (("agreement_round", rounds), ("agreement_batch", batches)):
+    if st.session_state.get(key) is not None and st.session_state[key] not in options:
+        st.session_state.pop(key)  # a value of another dataset
+left, right = st.columns(2)
+round_ = left.selectbox("Round", [None, *rounds], key="agreement_round",
+                        format_func=lambda r: "All rounds" if r is None else f"Round {r}",
+                        help="Samples of one labeling round (a sample's round is set at import).")
+batch = right.selectbox("Batch", [None, *batches], key="agreement_batch",
+                        format_func=lambda b: "All batches" if b is None else b)
+
+try:
+    ratings = load_ratings(dataset, batch, round_)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+where = " · ".join(p for p in (f"round {round_}" if round_ is not None else "",
+                               f"batch {batch}" if batch is not None else "") if p) or "all rounds and batches"
+if not ratings.sample_ids:
+    st.info(f"No annotations in **{dataset}** ({where}). Import annotations with an `annotator` column on the "
+            "**Import** page, or choose another round or batch.")
+    st.stop()
+if len(ratings.annotators) < 2:
+    st.info(f"Only one annotator (**{ratings.annotators[0]}**) labeled **{dataset}** ({where}): agreement "
+            "needs at least two annotators who label the same samples. Import a second annotator's labels "
+            "on the **Import** page.")
+    st.stop()
+
+try:
+    res = compute(dataset, batch, round_)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+st.caption(f"**{dataset}** · {where} · {res.n_samples:,} samples ({res.n_pairable:,} with two or more ratings) · "
+           f"{len(res.annotators)} annotators")
+
+# -- metric cards -------------------------------------------------------------------------------
+summary = {row["metric"]: row for row in res.summary.iter_rows(named=True)}
+cards = st.columns(len(CARDS))
+for col, (metric, label, help_text) in zip(cards, CARDS):
+    row = summary[metric]
+    value = row["value"]
+    with col:
+        if math.isnan(value):
+            st.metric(label, "—", help=help_text, border=True)
+            st.caption(f"Undefined: {row['reason']}.")
+        else:
+            interval = f"95% CI {_fmt(row['low'])} – {_fmt(row['high'])}"
+            st.metric(label, _fmt(value), delta=f"{_band(value)} · {interval}", delta_color=band_color(value),
+                      delta_arrow="off", help=help_text, border=True)
+
+# -- pairwise kappa -----------------------------------------------------------------------------
+st.subheader("Pairwise Cohen's kappa")
+fig = _heatmap(res.kappa_grid, res.annotators, res.annotators, 0.0, 1.0, "RdYlGn", ".2f", "kappa")
+fig.update_traces(hovertemplate="%{y} vs %{x}: kappa %{z:.3f}<extra></extra>")
+st.plotly_chart(fig, width="stretch", key="agreement_kappa_heatmap")
+undefined_pairs = res.pairwise.filter(pl.col("kappa").is_nan())
+if undefined_pairs.height:
+    st.caption("No kappa (blank cells) for: " + ", ".join(
+        f"{a} & {b} ({n} shared samples)" for a, b, n in
+        undefined_pairs.select("annotator_a", "annotator_b", "n_items").iter_rows()) +
+        " — too few shared samples or a single label.")
+
+# -- annotators ---------------------------------------------------------------------------------
+st.subheader("Annotators")
+labels_order = res.per_label["label"].to_list()
+shares = (res.distribution.group_by("annotator", maintain_order=True)
+          .agg(pl.col("share").alias("label_distribution")))
+table = res.report.join(shares, on="annotator", how="left", maintain_order="left").with_columns(
+    pl.col("flag").fill_null(False).alias("retrain"))
+st.dataframe(
+    table.select("annotator", "n_items", "agreement_with_majority", "kappa_vs_majority", "retrain",
+                 "label_distribution", "n_compared"),
+    hide_index=True, width="stretch",
+    column_config={
+        "annotator": st.column_config.TextColumn("Annotator"),
+        "n_items": st.column_config.NumberColumn("Items labeled", format="%d"),
+        "agreement_with_majority": st.column_config.NumberColumn(
+            "Agreement with majority", format="percent",
+            help="Share of samples where the annotator gave the majority label of the other annotators"),
+        "kappa_vs_majority": st.column_config.NumberColumn("Kappa vs majority", format="%.3f"),
+        "retrain": st.column_config.CheckboxColumn(f"Below {KAPPA_RETRAIN_THRESHOLD}",
+                                                   help="Kappa against the majority below the retrain band"),
+        "label_distribution": st.column_config.BarChartColumn(
+            "Label distribution", y_min=0.0, y_max=float(res.distribution["share"].fill_nan(0.0).max() or 1.0),
+            help="Share of each label (same scale for every annotator), in order: " + ", ".join(
+                str(x) for x in labels_order)),
+        "n_compared": st.column_config.NumberColumn("Compared", format="%d",
+                                                    help="Samples where the other annotators had a majority"),
+    },
+)
+flagged = table.filter(pl.col("retrain"))["annotator"].to_list()
+if flagged:
+    st.warning(f"Below kappa {KAPPA_RETRAIN_THRESHOLD} against the majority (retrain): " + ", ".join(flagged))
+
+# -- labels -------------------------------------------------------------------------------------
+st.subheader("Labels")
+left, right = st.columns(2)
+with left:
+    st.markdown("**Per-label agreement**")
+    st.dataframe(
+        res.per_label, hide_index=True, width="stretch",
+        column_config={
+            "label": st.column_config.TextColumn("Label"),
+            "n_ratings": st.column_config.NumberColumn("Ratings", format="%d"),
+            "agreement": st.column_config.ProgressColumn(
+                "Specific agreement", min_value=0.0, max_value=1.0, format="percent",
+                help="Of the ratings of this label, how often another annotator of the same sample gave it too"),
+        },
+    )
+with right:
+    st.markdown("**Confusion between two annotators**")
+    for key, default in (("agreement_pair_a", res.annotators[0]), ("agreement_pair_b", res.annotators[1])):
+        if st.session_state.get(key) not in res.annotators:
+            st.session_state[key] = default
+    ca, cb = st.columns(2)
+    a = ca.selectbox("Annotator A (rows)", res.annotators, key="agreement_pair_a")
+    b = cb.selectbox("Annotator B (columns)", res.annotators, key="agreement_pair_b")
+    try:
+        axis, table_ab = confusion(dataset, batch, round_, a, b)
+    except Exception as exc:
+        show_store_error(exc)
+    else:
+        fig = _heatmap(table_ab, axis, axis, 0, max(1, int(table_ab.max(initial=0))), "Blues", "d", "samples")
+        fig.update_layout(xaxis_title=f"{b}", yaxis_title=f"{a}")
+        fig.update_traces(hovertemplate=f"{a}: %{{y}}<br>{b}: %{{x}}<br>%{{z}} samples<extra></extra>")
+        st.plotly_chart(fig, width="stretch", key="agreement_confusion")
+
+# -- batches ------------------------------------------------------------------------------------
+st.subheader("Batches")
+per_batch = res.per_batch.with_columns(pl.col("group").fill_null("(no batch)"), pl.col("rework").fill_null(False))
+fig = px.bar(per_batch.to_pandas(), x="group", y="percent_agreement", color="rework",
+             color_discrete_map={True: "#d62728", False: "#2ca02c"},
+             labels={"group": "batch", "percent_agreement": "percent agreement", "rework": "rework"},
+             hover_data=["n_samples", "n_compared"])
+fig.add_hline(y=REWORK_THRESHOLD, line_dash="dash", annotation_text=f"rework below {REWORK_THRESHOLD:.0%}")
+fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_range=[0, 1])
+fig.update_xaxes(type="category")
+st.plotly_chart(fig, width="stretch", key="agreement_batches")
+st.dataframe(
+    per_batch, hide_index=True, width="stretch",
+    column_config={
+        "group": st.column_config.TextColumn("Batch"),
+        "n_samples": st.column_config.NumberColumn("Samples", format="%d"),
+        "n_compared": st.column_config.NumberColumn("With ≥ 2 ratings", format="%d"),
+        "percent_agreement": st.column_config.NumberColumn("Percent agreement", format="percent"),
+        "rework": st.column_config.CheckboxColumn(f"Rework (< {REWORK_THRESHOLD:.0%})"),
+    },
+)
+rework = per_batch.filter(pl.col("rework"))["group"].to_list()
+if rework:
+    st.warning(f"Rework: percent agreement below {REWORK_THRESHOLD:.0%} in batch(es) " + ", ".join(rework))
+
+# -- disputed samples ---------------------------------------------------------------------------
+st.subheader("Disputed samples")
+disputed = res.disputed
+st.caption("Samples with two or more ratings where no label has a strict majority (including every tie). "
+           "Queued samples are adjudicated on the **Review** page.")
+if disputed.height == 0:
+    st.success("No disputed samples in this selection: every sample with two or more ratings has a majority.")
+else:
+    label_columns = {f"label_by_{x}": st.column_config.TextColumn(x) for x in res.annotators}
+    shown = disputed.sort("priority", "sample_id", descending=[True, False]).head(MAX_ROWS_SHOWN)
+    st.dataframe(
+        shown.drop("priority"), hide_index=True, width="stretch",
+        column_config={
+            "sample_id": st.column_config.TextColumn("Sample"),
+            "text": st.column_config.TextColumn("Text", width="large"),
+            "why": st.column_config.TextColumn("Why"),
+            "top_share": st.column_config.NumberColumn("Top label share", format="percent"),
+            "adjudicated": st.column_config.TextColumn(
+                "Adjudicated", help="The label of the latest review on the Review page, if any"),
+            **label_columns,
+        },
+    )
+    if disputed.height > MAX_ROWS_SHOWN:
+        st.caption(f"Showing the {MAX_ROWS_SHOWN:,} most split of {disputed.height:,}; the CSV holds all of them.")
+
+    def _csv() -> bytes:
+        return disputed.drop("priority").write_csv().encode("utf-8")
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"disputed_{dataset}_{where}")
+    st.download_button(f"Download the {disputed.height:,} disputed samples (CSV)", _csv, file_name=f"{stem}.csv",
+                       mime="text/csv", icon=":material/download:", key="agreement_csv")
+
+    # samples already adjudicated on the Review page are not queued again
+    pending = disputed.filter(pl.col("adjudicated").is_null())
+    if pending.height < disputed.height:
+        st.caption(f"{disputed.height - pending.height:,} of the {disputed.height:,} disputed samples are already "
+                   "adjudicated (reviewed) and are not queued again.")
+    can_write = getattr(common, "can_write", None)
+    if can_write is not None and not can_write():
+        st.caption("Your role cannot queue samples for adjudication.")
+    elif pending.height == 0:
+        st.info("Every disputed sample of this selection is already adjudicated.")
+    elif st.button(f"Queue {pending.height:,} disputed samples for adjudication", type="primary",
+                   icon=":material/playlist_add:", key="agreement_queue"):
+        try:
+            added = get_store().enqueue(
+                dataset, pending["sample_id"].to_list(), QUEUE_REASON, current_user(),
+                priority=pending["priority"].to_list(),
+                detail={"source": "agreement page", "round": round_, "batch": batch, "disputed": pending.height},
+            )
+        except Exception as exc:
+            show_store_error(exc)
+        else:
+            refresh_after_write()
+            already = pending.height - added
+            st.success(f"Queued {added:,} disputed samples for adjudication on the Review page"
+                       + (f" ({already:,} were already in the queue)." if already else "."))
