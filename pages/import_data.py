@@ -44,9 +44,8 @@ try:
 
     @st.cache_data(show_spinner="Reading the file…", max_entries=4)
     def preview(path: str, fmt: str, mtime: float):
-        _, bom = check_file(path, fmt)
-        rows, bad = read_rows(store, path, fmt, bom)
-        return rows, bad
+        check_file(path, fmt)
+        return read_rows(store, path, fmt)
 
     rows, bad = preview(str(source), fmt, source.stat().st_mtime)
 except Exception as exc:
