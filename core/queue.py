@@ -1,0 +1,417 @@
+"""The review queue: rules that fill it, claims, progress, and the helpers of the review pages.
+
+Entries live in the store's ``review_queue`` table (sample, reason, priority, status ``open`` /
+``claimed`` / ``done`` / ``skipped``, claimed-by and time). Every rule writes through
+:meth:`core.store.Store.enqueue`, which skips a sample already open or claimed for the same
+reason, and returns how many entries it added. Rules never queue a sample that is excluded from
+export or that already has a review (a human has decided it); a skipped entry is queued again
+the next time its rule runs.
+
+Pure functions (``*_candidates``, :func:`progress_counts`, :func:`top_probabilities`,
+:func:`changed_rows`, :func:`day_bounds`, :func:`claim_ttl_seconds`) hold the logic and are unit
+tested without a store; the ``queue_*`` functions read through the store, call them and write.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from core.review import QUEUE_REASONS
+from core.store import Store, StoreError
+
+#: How long a claim lasts before another reviewer may take the entry (seconds).
+CLAIM_TTL = 15 * 60.0
+#: Environment variable that overrides :data:`CLAIM_TTL` (minutes), e.g. ``QUALITY_CLAIM_TTL_MINUTES=30``.
+CLAIM_TTL_ENV = "QUALITY_CLAIM_TTL_MINUTES"
+#: Dataset setting that overrides both (minutes).
+CLAIM_TTL_SETTING = "claim_ttl_minutes"
+DEFAULT_CONFIDENCE_THRESHOLD = 0.7
+CONFIDENCE_SETTING = "confidence_threshold"
+QUEUE_STATUSES = ("open", "claimed", "done", "skipped")
+TEXT_FIELDS = ("instruction", "input", "output", "text")
+
+
+# --------------------------------------------------------------------------------- validation
+def _actor(actor: str) -> str:
+    name = (actor or "").strip()
+    if not name:
+        raise ValueError("an actor name is required for the audit trail")
+    return name
+
+
+def _reasons(reasons: Sequence[str] | None) -> list[str] | None:
+    if not reasons:
+        return None
+    unknown = [r for r in reasons if r not in QUEUE_REASONS]
+    if unknown:
+        raise ValueError(f"unknown queue reason(s) {unknown}: expected {', '.join(QUEUE_REASONS)}")
+    return list(reasons)
+
+
+def _ids_and_scores(sample_ids: Sequence[Any], scores: Sequence[float] | np.ndarray) -> tuple[list[str], list[float]]:
+    """Validate parallel ids and scores; a repeated id keeps its highest score."""
+    ids = [str(s) for s in sample_ids]
+    vals = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=np.float64).ravel()
+    if len(ids) != len(vals):
+        raise ValueError(f"{len(ids)} sample ids but {len(vals)} scores")
+    if len(vals) and not np.all(np.isfinite(vals)):
+        raise ValueError("scores must be finite numbers")
+    best: dict[str, float] = {}
+    for sid, v in zip(ids, vals.tolist()):
+        if not sid.strip():
+            raise ValueError("empty sample id")
+        if sid not in best or v > best[sid]:
+            best[sid] = v
+    return list(best), list(best.values())
+
+
+# ------------------------------------------------------------------------------ settings/claims
+def claim_ttl_seconds(settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> float:
+    """How long a claim lasts, in seconds.
+
+    The dataset setting ``claim_ttl_minutes`` wins, then ``$QUALITY_CLAIM_TTL_MINUTES``, then
+    :data:`CLAIM_TTL` (15 minutes). A value that is not a positive number is ignored.
+    """
+    env = os.environ if environ is None else environ
+    for raw in ((settings or {}).get(CLAIM_TTL_SETTING), env.get(CLAIM_TTL_ENV)):
+        try:
+            minutes = float(raw)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(minutes) and minutes > 0:
+            return minutes * 60.0
+    return CLAIM_TTL
+
+
+def confidence_threshold(settings: Mapping[str, Any] | None) -> float:
+    """The dataset's ``confidence_threshold`` setting, else 0.7."""
+    raw = (settings or {}).get(CONFIDENCE_SETTING)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return DEFAULT_CONFIDENCE_THRESHOLD
+    return value if 0.0 <= value <= 1.0 else DEFAULT_CONFIDENCE_THRESHOLD
+
+
+def _check_threshold(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the confidence threshold must be a number between 0 and 1, got {value!r}") from None
+    if not (0.0 <= v <= 1.0):  # also refuses NaN
+        raise ValueError(f"the confidence threshold must be between 0 and 1, got {value!r}")
+    return v
+
+
+def set_confidence_threshold(store: Store, dataset: str, value: float, actor: str) -> float:
+    """Store the dataset's default confidence threshold (0–1), audited; returns it."""
+    v = _check_threshold(value)
+    store.set_dataset_setting(dataset, CONFIDENCE_SETTING, v, _actor(actor))
+    return v
+
+
+def claim_next(store: Store, dataset: str, reviewer: str, reasons: Sequence[str] | None = None,
+               ttl_seconds: float | None = None) -> dict[str, Any] | None:
+    """Claim the next entry for ``reviewer`` (their unexpired claim first), or None when none is left.
+
+    ``reasons`` limits the claim to those reasons (None = any). ``ttl_seconds`` defaults to
+    :func:`claim_ttl_seconds` of the dataset.
+    """
+    reviewer = _actor(reviewer)
+    reason_list = _reasons(reasons)
+    if ttl_seconds is None:
+        ttl_seconds = claim_ttl_seconds(store.get_dataset(dataset).settings)
+    if not (float(ttl_seconds) >= 0):
+        raise ValueError("the claim time-to-live must be a non-negative number of seconds")
+    return store.claim_queue_entry(dataset, reviewer, float(ttl_seconds), reason_list)
+
+
+def skip_entry(store: Store, entry_id: int, actor: str) -> None:
+    """Mark an entry skipped (it leaves the queue until its rule queues the sample again)."""
+    store.set_queue_status(int(entry_id), "skipped", _actor(actor))
+
+
+def release_entry(store: Store, entry_id: int, actor: str) -> None:
+    """Give a claimed entry back to the queue (status ``open``, no claimer)."""
+    store.set_queue_status(int(entry_id), "open", _actor(actor))
+
+
+def close_entry(store: Store, dataset: str, entry_id: int, actor: str) -> bool:
+    """Mark an entry done if it is still open or claimed; returns whether it changed.
+
+    Used when a reviewer keeps another reviewer's label after a conflict (that save usually
+    closed the entry already).
+    """
+    live = store.queue(dataset, status=["open", "claimed"])
+    if not live.filter(pl.col("entry_id") == int(entry_id)).height:
+        return False
+    store.set_queue_status(int(entry_id), "done", _actor(actor))
+    return True
+
+
+# ------------------------------------------------------------------------------------ rules
+def low_confidence_candidates(predictions: pl.DataFrame, state: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """Samples whose prediction confidence is below ``threshold``, least confident first.
+
+    predictions: sample_id, confidence (one round). state: sample_id, excluded, version (see
+    :meth:`Store.sample_review_state`); excluded or already reviewed samples are left out, as
+    are predictions without a confidence. Returns sample_id, confidence, priority (1 − confidence).
+    """
+    t = _check_threshold(threshold)
+    skip = state.filter(pl.col("excluded") | (pl.col("version") > 0)).select("sample_id")
+    return (
+        predictions.select("sample_id", pl.col("confidence").cast(pl.Float64))
+        .filter(pl.col("confidence").is_not_null() & pl.col("confidence").is_not_nan() & (pl.col("confidence") < t))
+        .join(skip, on="sample_id", how="anti")
+        .with_columns((1.0 - pl.col("confidence")).alias("priority"))
+        .sort(["confidence", "sample_id"])
+    )
+
+
+def queue_low_confidence(store: Store, dataset: str, actor: str, threshold: float | None = None,
+                         round: int | None = None, limit: int | None = None) -> int:
+    """Queue samples whose model confidence is below the threshold; returns how many were added.
+
+    ``threshold`` defaults to the dataset setting ``confidence_threshold``, else 0.7; ``round``
+    to the latest prediction round. Priority is 1 − confidence. ``limit`` keeps only the least
+    confident ones.
+    """
+    actor = _actor(actor)
+    info = store.get_dataset(dataset)
+    t = confidence_threshold(info.settings) if threshold is None else _check_threshold(threshold)
+    preds = store.prediction_confidences(dataset, round)
+    if preds.height == 0:
+        return 0
+    cand = low_confidence_candidates(preds, store.sample_review_state(dataset), t)
+    if limit is not None:
+        cand = cand.head(max(int(limit), 0))
+    if cand.height == 0:
+        return 0
+    used_round = int(preds["round"][0])
+    return store.enqueue(dataset, cand["sample_id"].to_list(), "low_confidence", actor,
+                         priority=cand["priority"].to_list(),
+                         detail={"threshold": t, "round": used_round, "rule": "confidence below threshold"})
+
+
+def disagreement_candidates(annotations: pl.DataFrame, state: pl.DataFrame | None = None,
+                            disputed_only: bool = False) -> pl.DataFrame:
+    """Samples whose annotators disagree, most disputed first.
+
+    annotations: sample_id, annotator, label (one row per annotator and sample). A sample with
+    at least two ratings is a candidate when its ratings are not unanimous; with
+    ``disputed_only`` only when no label has a strict majority (ties such as A/B or A/B/C, see
+    :func:`core.agreement.disputed_samples`). Excluded or reviewed samples in ``state`` are
+    left out. Returns sample_id, support (the top label's share), disputed (bool) and priority:
+    ``1 − support`` plus 1 when disputed, so every tie comes before every plain majority.
+    """
+    from core.agreement import disputed_samples, majority_vote, ratings_matrix
+
+    empty = pl.DataFrame(schema={"sample_id": pl.Utf8, "support": pl.Float64, "disputed": pl.Boolean,
+                                 "priority": pl.Float64})
+    ann = annotations.select("sample_id", "annotator", "label").filter(pl.col("label").is_not_null())
+    if ann.height == 0:
+        return empty
+    matrix, _annotators, sample_ids = ratings_matrix(ann)
+    _labels, _tie, support = majority_vote(matrix)
+    disputed = disputed_samples(matrix)
+    n_rated = (matrix != None).sum(axis=1)  # noqa: E711 - elementwise on an object array
+    keep = (n_rated >= 2) & (disputed if disputed_only else (support < 1.0))
+    if not keep.any():
+        return empty
+    frame = pl.DataFrame({
+        "sample_id": np.asarray(sample_ids, dtype=object)[keep].tolist(),
+        "support": support[keep].astype(np.float64),
+        "disputed": disputed[keep].astype(bool),
+    }, schema={"sample_id": pl.Utf8, "support": pl.Float64, "disputed": pl.Boolean})
+    if state is not None:
+        skip = state.filter(pl.col("excluded") | (pl.col("version") > 0)).select("sample_id")
+        frame = frame.join(skip, on="sample_id", how="anti")
+    return (
+        frame.with_columns((1.0 - pl.col("support") + pl.col("disputed").cast(pl.Float64)).alias("priority"))
+        .sort(["priority", "sample_id"], descending=[True, False])
+    )
+
+
+def queue_disagreement(store: Store, dataset: str, actor: str, disputed_only: bool = False) -> int:
+    """Queue samples whose annotators disagree (ties first); returns how many were added."""
+    actor = _actor(actor)
+    store.get_dataset(dataset)
+    cand = disagreement_candidates(store.annotations(dataset), store.sample_review_state(dataset), disputed_only)
+    if cand.height == 0:
+        return 0
+    return store.enqueue(dataset, cand["sample_id"].to_list(), "disagreement", actor,
+                         priority=cand["priority"].to_list(),
+                         detail={"rule": "ties only" if disputed_only else "not unanimous",
+                                 "ties": int(cand["disputed"].sum())})
+
+
+def _queue_scored(store: Store, dataset: str, sample_ids: Sequence[Any], scores: Any, actor: str,
+                  reason: str, detail: dict[str, Any]) -> int:
+    actor = _actor(actor)
+    ids, prio = _ids_and_scores(sample_ids, scores)
+    if not ids:
+        return 0
+    return store.enqueue(dataset, ids, reason, actor, priority=prio, detail=detail)
+
+
+def queue_label_issues(store: Store, dataset: str, sample_ids: Sequence[Any], scores: Any, actor: str) -> int:
+    """Queue suspected label errors; ``scores`` (one per id, higher = more suspicious, e.g.
+    1 − self-confidence) become the priorities. Returns how many entries were added."""
+    return _queue_scored(store, dataset, sample_ids, scores, actor, "label_issue", {"rule": "suspected label error"})
+
+
+def queue_active_learning(store: Store, dataset: str, sample_ids: Sequence[Any], scores: Any, actor: str) -> int:
+    """Queue active-learning picks; ``scores`` (one per id, higher = more informative) become the
+    priorities. Returns how many entries were added."""
+    return _queue_scored(store, dataset, sample_ids, scores, actor, "active_learning", {"rule": "active learning"})
+
+
+def queue_manual(store: Store, dataset: str, sample_ids: Sequence[Any], actor: str, note: str | None = None,
+                 priority: float = 1.0) -> int:
+    """Flag samples by hand (from any table) with an optional note; returns how many were added."""
+    actor = _actor(actor)
+    ids = list(dict.fromkeys(str(s) for s in sample_ids))
+    if not ids:
+        return 0
+    p = float(priority)
+    if not math.isfinite(p):
+        raise ValueError("priority must be a finite number")
+    note = (note or "").strip() or None
+    return store.enqueue(dataset, ids, "manual", actor, priority=p, detail={"note": note} if note else None)
+
+
+# --------------------------------------------------------------------------------- progress
+def day_bounds(first: date, last: date | None = None) -> tuple[datetime, datetime]:
+    """The stored-time (UTC, naive) range of local calendar days ``first`` .. ``last`` inclusive.
+
+    Returns ``(since, until)`` with ``until`` the last microsecond of ``last``, as the store's
+    ``audit_log(since=, until=)`` compares inclusively.
+    """
+    last = first if last is None else last
+    if last < first:
+        raise ValueError(f"the end date {last} is before the start date {first}")
+
+    def utc(d: date) -> datetime:
+        return datetime.combine(d, time.min).astimezone(timezone.utc).replace(tzinfo=None)
+
+    return utc(first), utc(last + timedelta(days=1)) - timedelta(microseconds=1)
+
+
+def progress_counts(queue: pl.DataFrame, since: datetime, until: datetime, now: datetime,
+                    ttl_seconds: float = CLAIM_TTL) -> dict[str, Any]:
+    """Counts of a queue frame (entry_id, reason, status, claimed_at, resolved_at).
+
+    ``done_today`` / ``skipped_today``: entries resolved in [since, until]; ``open`` counts
+    open entries plus claims older than ``ttl_seconds`` (anyone may take them); ``claimed``
+    the live claims; ``skipped`` every skipped entry; ``open_by_reason`` the open count per reason.
+    """
+    expired_before = now - timedelta(seconds=float(ttl_seconds))
+    status, claimed_at = pl.col("status"), pl.col("claimed_at")
+    is_open = (status == "open") | ((status == "claimed") & (claimed_at <= expired_before))
+    resolved_in = pl.col("resolved_at").is_between(since, until)
+    q = queue.select("reason", "status", "claimed_at", "resolved_at").with_columns(is_open.alias("_open"))
+    by_reason = q.filter(pl.col("_open")).group_by("reason").len().sort("reason")
+    return {
+        "done_today": q.filter((status == "done") & resolved_in).height,
+        "skipped_today": q.filter((status == "skipped") & resolved_in).height,
+        "open": q.filter(pl.col("_open")).height,
+        "claimed": q.filter((status == "claimed") & ~pl.col("_open")).height,
+        "skipped": q.filter(status == "skipped").height,
+        "done": q.filter(status == "done").height,
+        "open_by_reason": dict(zip(by_reason["reason"].to_list(), by_reason["len"].to_list())),
+    }
+
+
+def queue_progress(store: Store, dataset: str, day: date | None = None) -> dict[str, Any]:
+    """Progress of a dataset's queue on ``day`` (local date, default today): done today, open,
+    claimed, skipped (see :func:`progress_counts`)."""
+    info = store.get_dataset(dataset)
+    since, until = day_bounds(day or date.today())
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return progress_counts(store.queue(dataset), since, until, now, claim_ttl_seconds(info.settings))
+
+
+# ------------------------------------------------------------------------- review page helpers
+def top_probabilities(probs: Sequence[float] | None, labels: Sequence[str], k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` most probable labels as ``(label, p)``, highest first (ties: label-set order).
+
+    ``probs`` is aligned with ``labels``; a shorter vector (labels appended later) covers only
+    its first labels. None or an empty vector gives ``[]``.
+    """
+    if probs is None:
+        return []
+    p = [float(x) for x in probs][: len(labels)]
+    order = sorted(range(len(p)), key=lambda i: (-p[i], i))
+    return [(labels[i], p[i]) for i in order[: max(int(k), 0)] if p[i] == p[i]]
+
+
+def preview_text(row: Mapping[str, Any], width: int = 160) -> str:
+    """A one-line preview of a sample's text fields (text, else instruction / input / output)."""
+    parts = [str(row.get(f)) for f in ("text", "instruction", "input", "output") if row.get(f)]
+    flat = " · ".join(" ".join(p.split()) for p in parts)
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def bulk_frame(entries: pl.DataFrame, state: pl.DataFrame, gold: pl.DataFrame) -> pl.DataFrame:
+    """The table of the bulk review: one row per queue entry.
+
+    entries: entry_id, sample_id, priority (queue rows). state: sample_id, version and the text
+    fields. gold: sample_id, gold_label, source (see :func:`core.metrics.gold_labels`).
+    Returns entry_id, sample_id, priority, preview, current_label, source, base_version, label
+    (``label`` starts as the current label; the page makes it editable).
+    """
+    rows = (
+        entries.select("entry_id", "sample_id", "priority")
+        .join(state, on="sample_id", how="left")
+        .join(gold.select("sample_id", pl.col("gold_label").alias("current_label"), "source"),
+              on="sample_id", how="left")
+    )
+    preview = [preview_text(r) for r in rows.select([c for c in TEXT_FIELDS if c in rows.columns]).iter_rows(named=True)]
+    return rows.select(
+        "entry_id", "sample_id", "priority",
+        pl.Series("preview", preview, dtype=pl.Utf8),
+        "current_label", "source",
+        pl.col("version").fill_null(0).cast(pl.Int64).alias("base_version"),
+        pl.col("current_label").alias("label"),
+    )
+
+
+def bulk_entries(store: Store, dataset: str, reason: str, limit: int = 200) -> pl.DataFrame:
+    """The open entries of one reason (highest priority first, at most ``limit``) as
+    :func:`bulk_frame` rows, with each sample's current label and version read now."""
+    from core.metrics import gold_labels
+
+    _reasons([reason])
+    entries = store.queue(dataset, status=["open"], reason=reason).head(max(int(limit), 0))
+    ids = entries["sample_id"].to_list()
+    state = store.sample_review_state(dataset, ids, with_text=True)
+    reviews = state.filter(pl.col("version") > 0).select("sample_id", "version",
+                                                         pl.col("review_label").alias("new_label"))
+    gold = gold_labels(store.annotations_of(dataset, ids), reviews)
+    return bulk_frame(entries, state, gold)
+
+
+def changed_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows of an edited bulk table whose ``label`` differs from ``current_label``, as the rows
+    :func:`core.review.save_reviews_bulk` takes (sample_id, new_label, base_version)."""
+    changed = table.filter(pl.col("label").is_not_null()
+                           & (pl.col("current_label").is_null() | (pl.col("label") != pl.col("current_label"))))
+    return [{"sample_id": r["sample_id"], "new_label": r["label"], "base_version": int(r["base_version"])}
+            for r in changed.iter_rows(named=True)]
+
+
+__all__ = [
+    "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError",
+    "bulk_entries", "bulk_frame", "changed_rows", "claim_next", "claim_ttl_seconds", "close_entry",
+    "confidence_threshold", "day_bounds", "disagreement_candidates", "low_confidence_candidates",
+    "preview_text", "progress_counts", "queue_active_learning", "queue_disagreement", "queue_label_issues",
+    "queue_low_confidence", "queue_manual", "queue_progress", "release_entry", "set_confidence_threshold",
+    "skip_entry", "top_probabilities",
+]

@@ -1,0 +1,180 @@
+"""Audit: the filterable audit log with CSV download, one sample's history, and the gold-label
+export with the provenance of each label (review or majority vote).
+
+A thin view: filters go to ``Store.audit_log`` as parameters, time ranges through
+``core.queue.day_bounds``, files through ``core.export``. Read-only: nothing here writes to the store.
+"""
+
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from core.export import EXPORT_FORMATS, export_gold, gold_frame
+from core.queue import day_bounds
+from pages.common import current_dataset, get_store, show_store_error
+
+ALL = "(all)"
+LOG_LIMIT = 10_000
+MIME = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+FORMAT_NAMES = {"jsonl": "JSONL (instruction format)", "csv": "CSV", "parquet": "Parquet"}
+
+st.title("Audit")
+store = get_store()
+dataset = current_dataset()
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def load_facets(db):
+    return get_store().audit_facets()
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def load_log(db, ds, actor, action, since, until):
+    return get_store().audit_log(dataset=ds, actor=actor, action=action, since=since, until=until, limit=LOG_LIMIT)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def load_sample_history(db, ds, sample_id):
+    s = get_store()
+    return s.sample(ds, sample_id), s.reviews(ds, sample_id), s.audit_log(dataset=ds, sample_id=sample_id)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def load_reviewed(db, ds):
+    return get_store().latest_reviews(ds).sort("created_at", descending=True).head(500)["sample_id"].to_list()
+
+
+@st.cache_data(ttl=30, show_spinner="Collecting gold labels…")
+def load_gold(db, ds, include_excluded):
+    return gold_frame(get_store(), ds, include_excluded=include_excluded)
+
+
+def export_bytes(ds: str, fmt: str, mask: bool, include_excluded: bool) -> tuple[bytes, int]:
+    """Write the export through core.export into a temporary file and return its bytes and row count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"gold.{fmt}"
+        n = export_gold(get_store(), ds, out, fmt=fmt, mask_pii=mask, include_excluded=include_excluded)
+        return out.read_bytes(), n
+
+
+tab_log, tab_sample, tab_export = st.tabs(["Audit log", "Sample history", "Gold export"])
+
+# ---------------------------------------------------------------------------------- the log
+with tab_log:
+    try:
+        facets = load_facets(store.path)
+    except Exception as exc:
+        show_store_error(exc)
+        st.stop()
+    datasets = sorted({d for d in facets["dataset"].to_list() if d is not None})
+    actors = sorted(set(facets["actor"].to_list()))
+    actions = sorted(set(facets["action"].to_list()))
+    c = st.columns(5)
+    ds_options = [ALL, *datasets]
+    pick_ds = c[0].selectbox("Dataset", ds_options, index=ds_options.index(dataset) if dataset in datasets else 0,
+                             key="audit_dataset")
+    pick_actor = c[1].selectbox("Who", [ALL, *actors], key="audit_actor")
+    pick_action = c[2].selectbox("Action", [ALL, *actions], key="audit_action")
+    today = date.today()
+    start = c[3].date_input("From", value=today - timedelta(days=30), key="audit_from")
+    end = c[4].date_input("To", value=today, key="audit_to")
+    try:
+        since, until = day_bounds(start, end)
+        log = load_log(store.path, None if pick_ds == ALL else pick_ds, None if pick_actor == ALL else pick_actor,
+                       None if pick_action == ALL else pick_action, since, until)
+    except Exception as exc:
+        show_store_error(exc)
+        st.stop()
+    note = f" (the newest {LOG_LIMIT:,}; narrow the filters to see older rows)" if log.height >= LOG_LIMIT else ""
+    st.caption(f"{log.height:,} rows{note}. Times are UTC.")
+    if log.height:
+        fig = px.histogram(log.select("logged_at", "action").to_pandas(), x="logged_at", color="action",
+                           labels={"logged_at": "time (UTC)"})
+        fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), bargap=0.1)
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(log.select("logged_at", "actor", "action", "dataset", "sample_id", "old_value", "new_value",
+                                "detail"), hide_index=True, width="stretch")
+        st.download_button("Download the filtered log (CSV)", log.write_csv(), file_name="audit_log.csv",
+                           mime="text/csv", on_click="ignore", key="audit_csv")
+    else:
+        st.info("No audit rows match these filters.")
+
+# ------------------------------------------------------------------------- one sample's history
+with tab_sample:
+    if not dataset:
+        st.info("Choose a dataset in the sidebar to look up a sample.")
+    else:
+        try:
+            reviewed = load_reviewed(store.path, dataset)
+        except Exception as exc:
+            show_store_error(exc)
+            reviewed = []
+        left, right = st.columns(2)
+        picked = left.selectbox("Recently reviewed samples", reviewed, index=None, key="audit_pick",
+                                placeholder="Pick a sample")
+        typed = right.text_input("…or any sample id", key="audit_sample_id").strip()
+        sample_id = typed or picked
+        if not sample_id:
+            st.caption("Pick or type a sample id to see its reviews and audit rows.")
+        else:
+            try:
+                sample, reviews, rows = load_sample_history(store.path, dataset, sample_id)
+            except Exception as exc:
+                show_store_error(exc)
+                st.stop()
+            if sample is None and not rows.height:
+                st.warning("No such sample in this dataset.")
+            else:
+                st.text(f"Sample {sample_id}")
+                st.markdown(f"**Reviews** ({reviews.height})")
+                if reviews.height:
+                    st.dataframe(reviews.select("version", "base_version", "reviewer", "old_label", "new_label",
+                                                "reason", "created_at"), hide_index=True, width="stretch")
+                else:
+                    st.caption("Never reviewed: its gold label is the annotators' majority, if any.")
+                st.markdown(f"**Audit rows** ({rows.height})")
+                st.dataframe(rows.select("logged_at", "actor", "action", "old_value", "new_value", "detail"),
+                             hide_index=True, width="stretch")
+
+# ---------------------------------------------------------------------------------- export
+with tab_export:
+    if not dataset:
+        st.info("Choose a dataset in the sidebar to export its gold labels.")
+    else:
+        c = st.columns(3)
+        fmt = c[0].radio("Format", EXPORT_FORMATS, format_func=FORMAT_NAMES.get, key="export_format")
+        mask = c[1].checkbox("Mask personal data (e-mails, phones, ID and card numbers)", key="export_mask")
+        include_excluded = c[2].checkbox("Include samples marked excluded", key="export_excluded")
+        try:
+            gold = load_gold(store.path, dataset, include_excluded)
+        except Exception as exc:
+            show_store_error(exc)
+            st.stop()
+        by_source = gold.group_by("label_source").len().sort("label_source")
+        counts = dict(zip(by_source["label_source"].to_list(), by_source["len"].to_list()))
+        m = st.columns(3)
+        m[0].metric("Samples with a gold label", f"{gold.height:,}")
+        m[1].metric("From a review", f"{counts.get('review', 0):,}")
+        m[2].metric("From the majority vote", f"{counts.get('majority', 0):,}")
+        st.caption("Each row carries `label_source`: `review` (the latest review) or `majority` (strict majority "
+                   "of the annotators). Samples whose annotators tie and that nobody reviewed have no gold label "
+                   "and are left out.")
+        if gold.height:
+            st.dataframe(gold.select("sample_id", "label", "label_source", "batch", "round").head(100),
+                         hide_index=True, width="stretch")
+            key = (dataset, fmt, mask, include_excluded)
+            if st.button("Prepare the file", key="export_prepare", type="primary"):
+                try:
+                    data, n = export_bytes(dataset, fmt, mask, include_excluded)
+                except Exception as exc:
+                    show_store_error(exc)
+                else:
+                    st.session_state["export_file"] = {"key": key, "data": data, "rows": n}
+            prepared = st.session_state.get("export_file")
+            if prepared is not None and prepared["key"] == key:
+                st.download_button(f"Download {prepared['rows']:,} gold labels ({FORMAT_NAMES[fmt]})",
+                                   prepared["data"], file_name=f"{dataset}_gold.{fmt}", mime=MIME[fmt],
+                                   on_click="ignore", key="export_download")

@@ -1,0 +1,120 @@
+"""AppTest: the Audit page (filtered log, CSV download, sample history, gold export with provenance)."""
+
+import io
+import json
+from datetime import date, timedelta
+
+import polars as pl
+
+from apptest_helpers import run_page, texts
+
+PAGE = "pages/audit.py"
+LABELS = ["cancel", "refund", "other"]
+
+
+def _write(path, rows):
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _fixture(app_env, tmp_path):
+    """Dataset "ds": b1 (majority cancel, with an e-mail), b2 (tie), b3 (majority refund), b4 (excluded);
+    rita reviews b2 -> other, sam reviews b3 -> cancel."""
+    from core.ingest import import_file
+    from core.review import save_review
+    from core.store import open_store
+
+    votes = {"b1": ["cancel", "cancel"], "b2": ["cancel", "refund"], "b3": ["refund", "refund"],
+             "b4": ["other", "other"]}
+    text = {"b1": "请联系 zhang.san@example.com 取消订单", "b2": "tie", "b3": "money back", "b4": "spam"}
+    rows = [{"id": sid, "instruction": "Classify the intent", "input": text[sid], "annotator": ann, "label": lab}
+            for sid in votes for ann, lab in zip(["alice", "bo"], votes[sid])]
+    store = open_store(app_env)
+    import_file(store, _write(tmp_path / "ann.jsonl", rows), "ds", labels=LABELS, actor="importer")
+    save_review(store, "ds", "b2", "other", "rita", "neither", 0)
+    save_review(store, "ds", "b3", "cancel", "sam", "asked to cancel", 0)
+    store.set_excluded("ds", ["b4"], True, "lead")
+    return store
+
+
+def _frame_with(at, column):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_no_dataset_shows_empty_log(app_env):
+    at = run_page(PAGE)
+    assert not at.exception
+    assert any("No audit rows" in t for t in texts(at.info))
+
+
+def test_log_filters_by_actor_action_and_dates(app_env, tmp_path):
+    _fixture(app_env, tmp_path)
+    at = run_page(PAGE)
+    log = _frame_with(at, "action")
+    assert {"import", "dataset.create", "review.save", "sample.exclude"} <= set(log["action"])
+    assert at.selectbox(key="audit_dataset").value == "ds"
+    assert [b.label for b in at.download_button][0] == "Download the filtered log (CSV)"
+    at.selectbox(key="audit_actor").set_value("rita").run()
+    log = _frame_with(at, "action")
+    assert list(log["actor"]) == ["rita"] and list(log["sample_id"]) == ["b2"]
+    assert log["old_value"].isna().all() and list(log["new_value"]) == ["other"]  # a tie had no label
+    at.selectbox(key="audit_actor").set_value("(all)")
+    at.selectbox(key="audit_action").set_value("review.save").run()
+    log = _frame_with(at, "action")
+    assert sorted(log["actor"]) == ["rita", "sam"]
+    assert any("2 rows" in t for t in texts(at.caption))
+    tomorrow = date.today() + timedelta(days=1)
+    at.date_input(key="audit_from").set_value(tomorrow)
+    at.date_input(key="audit_to").set_value(tomorrow).run()
+    assert any("No audit rows" in t for t in texts(at.info))
+    at.date_input(key="audit_from").set_value(tomorrow)
+    at.date_input(key="audit_to").set_value(date.today()).run()
+    assert any("before the start date" in t for t in texts(at.error))
+
+
+def test_sample_history_shows_reviews_and_audit_rows(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    from core.review import save_review
+
+    save_review(store, "ds", "b2", "refund", "sam", "second thoughts", 1)
+    at = run_page(PAGE)
+    assert at.selectbox(key="audit_pick").options == ["b2", "b3"]  # most recently reviewed first
+    at.selectbox(key="audit_pick").set_value("b2").run()
+    reviews = _frame_with(at, "base_version")
+    assert list(reviews["new_label"]) == ["other", "refund"] and list(reviews["reviewer"]) == ["rita", "sam"]
+    rows = next(d.value for d in at.dataframe if "detail" in d.value.columns and "dataset" not in d.value.columns)
+    assert list(rows["action"]) == ["review.save", "review.save"]
+    at.text_input(key="audit_sample_id").input("nope").run()
+    assert any("No such sample" in t for t in texts(at.warning))
+
+
+def test_gold_export_with_provenance_mask_and_excluded(app_env, tmp_path):
+    _fixture(app_env, tmp_path)
+    at = run_page(PAGE)
+    metrics = {m.label: m.value for m in at.metric}
+    # b1 majority, b2 review, b3 review; b4 excluded; nothing ties without a review.
+    assert metrics == {"Samples with a gold label": "3", "From a review": "2", "From the majority vote": "1"}
+    [prepare] = [b for b in at.button if b.label == "Prepare the file"]
+    prepare.click().run()
+    assert not at.exception
+    assert [b.label for b in at.download_button][-1] == "Download 3 gold labels (JSONL (instruction format))"
+    rows = [json.loads(line) for line in at.session_state["export_file"]["data"].decode().splitlines()]
+    assert [(r["sample_id"], r["label"], r["label_source"]) for r in rows] == [
+        ("b1", "cancel", "majority"), ("b2", "other", "review"), ("b3", "cancel", "review")]
+    assert rows[0]["instruction"] == "Classify the intent" and "zhang.san@example.com" in rows[0]["input"]
+
+    at.checkbox(key="export_mask").check()
+    at.checkbox(key="export_excluded").check()
+    at.radio(key="export_format").set_value("csv").run()
+    assert not at.download_button[1:]  # options changed: the old file is not offered
+    [prepare] = [b for b in at.button if b.label == "Prepare the file"]
+    prepare.click().run()
+    frame = pl.read_csv(io.BytesIO(at.session_state["export_file"]["data"]))
+    assert frame["sample_id"].to_list() == ["b1", "b2", "b3", "b4"]
+    assert "example.com" not in frame["input"][0] and "***.com" in frame["input"][0]
+
+    at.radio(key="export_format").set_value("parquet").run()
+    [prepare] = [b for b in at.button if b.label == "Prepare the file"]
+    prepare.click().run()
+    frame = pl.read_parquet(io.BytesIO(at.session_state["export_file"]["data"]))
+    assert frame["label_source"].to_list() == ["majority", "review", "review", "majority"]
