@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import polars as pl
 
+from core.auth import require_write
 from core.store import Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
@@ -635,6 +636,7 @@ def import_file(
     ``prob_<label>`` columns name labels explicitly. ``pred_round`` sets the round of
     predictions that carry none. Importing the same file again (same bytes) writes nothing.
     """
+    require_write(actor)
     report = progress or _noop
     dataset = (dataset or "").strip()
     if not dataset:

@@ -63,6 +63,13 @@ class PermissionDenied(StoreError):
     """The acting user's role may not perform this write."""
 
 
+def _require_write(actor: str | None) -> None:
+    """Raise :class:`PermissionDenied` unless ``actor`` may change data (rules in :mod:`core.auth`)."""
+    from core.auth import require_write  # imported here: core.auth imports this module
+
+    require_write(actor)
+
+
 # ---------------------------------------------------------------------------------------------
 # Schema migrations: numbered steps, each applied once inside its own transaction.
 # ---------------------------------------------------------------------------------------------
@@ -79,6 +86,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
             # No primary keys on the bulk tables: an ART index makes million-row imports several
             # times slower; ingest enforces (dataset, sample_id) uniqueness by anti-join instead.
+            # Imports insert rows sorted by sample_id, so DuckDB's per-row-group min/max (zone
+            # maps) let a one-sample lookup skip most of a large table.
             """CREATE TABLE samples (
                 dataset VARCHAR NOT NULL,
                 sample_id VARCHAR NOT NULL,
@@ -454,6 +463,7 @@ class Store:
 
     def set_dataset_setting(self, name: str, key: str, value: Any, actor: str) -> None:
         """Set one setting of a dataset (e.g. ``confidence_threshold``), audited."""
+        _require_write(actor)
         with self.transaction() as cur:
             info = self.get_dataset(name)
             old = info.settings.get(key)
@@ -639,6 +649,7 @@ class Store:
         a prediction of the same (sample, round) is replaced. The dataset is created, or its
         label set extended (label sets only grow, so stored probability vectors stay aligned).
         """
+        _require_write(actor)
         with self.transaction() as cur:
             row = _first(cur.execute("SELECT labels FROM datasets WHERE name = ?", [dataset]))
             if row is None:
@@ -665,7 +676,8 @@ class Store:
                           s.meta, ?, ?
                    FROM _samples s
                    ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = ?) e
-                          ON e.sample_id = s.sample_id""",
+                          ON e.sample_id = s.sample_id
+                   ORDER BY s.sample_id""",
                 [dataset, import_id, now, dataset],
             )
             samples_new = _first(cur.execute("SELECT count(*) FROM samples WHERE import_id = ?", [import_id]))[0]
@@ -690,7 +702,8 @@ class Store:
                    SELECT ?, n.sample_id, n.annotator, n.label, n.confidence, ?, ?
                    FROM _ann n
                    ANTI JOIN (SELECT sample_id, annotator FROM annotations WHERE dataset = ?) a
-                          ON a.sample_id = n.sample_id AND a.annotator = n.annotator""",
+                          ON a.sample_id = n.sample_id AND a.annotator = n.annotator
+                   ORDER BY n.sample_id, n.annotator""",
                 [dataset, import_id, now, dataset],
             )
             annotations_written = _first(cur.execute(
@@ -712,7 +725,8 @@ class Store:
                    SELECT ?, n.sample_id, n.round, n.model, n.predicted, n.confidence, n.probs, ?, ?
                    FROM _pred n
                    ANTI JOIN (SELECT sample_id, round FROM predictions WHERE dataset = ?) p
-                          ON p.sample_id = n.sample_id AND p.round = n.round""",
+                          ON p.sample_id = n.sample_id AND p.round = n.round
+                   ORDER BY n.round, n.sample_id""",
                 [dataset, import_id, now, dataset],
             )
             predictions_new = _first(cur.execute(
@@ -942,6 +956,7 @@ class Store:
 
         Returns the number of entries added. Audited as one ``queue.add`` row.
         """
+        _require_write(actor)
         ids = list(dict.fromkeys(str(s) for s in sample_ids))
         if not ids:
             return 0
@@ -979,6 +994,7 @@ class Store:
     def set_excluded(self, dataset: str, sample_ids: Sequence[str], excluded: bool, actor: str,
                      reason: str | None = None) -> int:
         """Mark samples excluded from (or back into) export; returns how many changed. Audited."""
+        _require_write(actor)
         ids = list(dict.fromkeys(str(s) for s in sample_ids))
         if not ids:
             return 0
@@ -1085,6 +1101,7 @@ class Store:
         an unexpired claim gets that entry back. Two sessions never get the same entry: the
         UPDATE is conditional on the status read, and a lost race is retried.
         """
+        _require_write(reviewer)
         reason_list = list(reasons) if reasons else None
         for _attempt in range(20):
             try:
@@ -1124,6 +1141,7 @@ class Store:
 
     def set_queue_status(self, entry_id: int, status: str, actor: str) -> None:
         """Set an entry's status (``open`` releases a claim, ``skipped``, ``done``), audited."""
+        _require_write(actor)
         if status not in {"open", "claimed", "done", "skipped"}:
             raise ValueError(f"unknown queue status {status!r}")
         with self.transaction() as cur:
@@ -1271,6 +1289,7 @@ class Store:
 
     def save_imported_round_metrics(self, dataset: str, table: pl.DataFrame, actor: str) -> int:
         """Replace the imported evaluation rows of ``dataset`` with ``table`` (round, n_labeled, metric, value)."""
+        _require_write(actor)
         with self.transaction() as cur:
             self.get_dataset(dataset)
             cur.execute("DELETE FROM imported_round_metrics WHERE dataset = ?", [dataset])

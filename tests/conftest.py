@@ -15,6 +15,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_configured_users(tmp_path_factory, monkeypatch):
+    """Run every test in single-local-lead mode unless it configures users itself.
+
+    A developer's real .streamlit/secrets.toml must not change what the tests see.
+    """
+    empty = tmp_path_factory.getbasetemp() / "no-users.toml"
+    empty.touch()
+    monkeypatch.setenv("QUALITY_USERS_FILE", str(empty))
+
+
 @pytest.fixture
 def store(tmp_path):
     from core.store import open_store

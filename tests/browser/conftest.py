@@ -82,8 +82,10 @@ def browser():
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
     """The app on a fresh store that loads the demo data on first start."""
-    db = tmp_path_factory.mktemp("browser") / "demo.duckdb"
-    proc, url = start_server(db, {"QUALITY_DEMO": "1"})
+    folder = tmp_path_factory.mktemp("browser")
+    db = folder / "demo.duckdb"
+    (folder / "no-users.toml").touch()  # single-local-lead mode, whatever the developer configured
+    proc, url = start_server(db, {"QUALITY_DEMO": "1", "QUALITY_USERS_FILE": str(folder / "no-users.toml")})
     yield url, db
     stop_server(proc)
 

@@ -1,0 +1,160 @@
+"""Real-browser tests of identity and roles: login, what a stakeholder can (not) reach, a reviewer's
+correction ending in the audit trail (Playwright + Debian's chromium)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+# This directory's conftest (the name "conftest" alone may resolve to tests/conftest.py).
+_spec = importlib.util.spec_from_file_location("browser_conftest_for_roles", Path(__file__).with_name("conftest.py"))
+_bc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bc)
+ROOT, start_server, stop_server = _bc.ROOT, _bc.start_server, _bc.stop_server
+
+PASSWORDS = {"lead": "lead-password-1", "rita": "rita-password-1", "sam": "sam-password-1"}
+ROLES = {"lead": "lead", "rita": "reviewer", "sam": "stakeholder"}
+HAS_REVIEW_PAGES = (ROOT / "pages/review.py").exists() and (ROOT / "pages/audit.py").exists()
+
+
+@pytest.fixture(scope="module")
+def roles_server(tmp_path_factory):
+    """The app with three users (lead, reviewer, stakeholder) on a fresh store with the demo data."""
+    from core.auth import hash_password
+
+    base = tmp_path_factory.mktemp("roles")
+    users = base / "users.toml"
+    users.write_text("".join(f'[users.{name}]\nrole = "{ROLES[name]}"\npassword_hash = "{hash_password(pw)}"\n\n'
+                             for name, pw in PASSWORDS.items()), encoding="utf-8")
+    db = base / "roles.duckdb"
+    proc, url = start_server(db, {"QUALITY_DEMO": "1", "QUALITY_USERS_FILE": str(users)})
+    yield url, db
+    stop_server(proc)
+
+
+def log_in(page, url: str, name: str, path: str = "") -> None:
+    page.goto(url + path)
+    expect(page.get_by_label("User name", exact=True)).to_be_visible(timeout=120_000)
+    if path:  # an unknown page URL opens the login form under a "Page not found" dialog: close it
+        dialog = page.get_by_role("dialog", name="Page not found")
+        try:
+            dialog.wait_for(timeout=10_000)
+        except PlaywrightTimeoutError:
+            pass
+        else:
+            dialog.get_by_role("button", name="Close").click()
+            expect(dialog).to_have_count(0)
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(PASSWORDS[name])
+    page.get_by_role("button", name="Log in").click()
+    # First login of the server loads the demo data: the overview's cards can take a while.
+    expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {name} ({ROLES[name]})")).to_be_visible(
+        timeout=180_000)
+    expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=180_000)
+
+
+def test_a_page_url_before_any_login_shows_only_the_login_form(roles_server, page):
+    """The first request of a fresh server goes straight to a page URL: no page runs without login."""
+    url, _db = roles_server
+    page.goto(url + "/import_data")
+    expect(page.get_by_label("User name", exact=True)).to_be_visible(timeout=120_000)
+    expect(page.get_by_label("Password", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Import")).to_have_count(0)
+    expect(page.locator("input[type=file]")).to_have_count(0)
+    # a wrong password is refused
+    page.get_by_label("User name", exact=True).fill("sam")
+    page.get_by_label("Password", exact=True).fill("wrong-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Wrong user name or password.")).to_be_visible()
+
+
+def test_stakeholder_finds_no_way_to_write(roles_server, page):
+    url, _db = roles_server
+    # Logging in on a write page's URL does not open it: the default page opens instead.
+    log_in(page, url, "sam", "/import_data")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.get_by_role("heading", name="Import")).to_have_count(0)
+    expect(page.locator("input[type=file]")).to_have_count(0)
+    nav = page.get_by_test_id("stSidebarNav")
+    for title in ("Overview", "Agreement", "Audit"):
+        expect(nav.get_by_role("link", name=title)).to_be_visible()
+    for title in ("Import", "Review", "Active learning"):
+        expect(nav.get_by_role("link", name=title)).to_have_count(0)
+
+    page.get_by_role("link", name="Agreement").click()
+    expect(page.get_by_role("heading", name="Agreement")).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Fleiss' kappa")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Your role cannot queue samples for adjudication.")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name=re.compile(r"Queue|Claim|Save|Exclude|Send"))).to_have_count(0)
+
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("User name", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+
+
+@pytest.mark.skipif(not HAS_REVIEW_PAGES, reason="pages/review.py and pages/audit.py are not there yet")
+def test_reviewer_corrects_a_flagged_sample_and_finds_it_in_the_audit(roles_server, page):
+    from core.demo import DEMO_DATASET, DEMO_LABELS
+    from core.review import current_label
+    from core.store import open_store
+
+    url, db = roles_server
+    log_in(page, url, "rita")
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_role("link", name="Review")).to_be_visible()
+    expect(nav.get_by_role("link", name="Import")).to_have_count(0)
+
+    # Flag one sample with the highest priority (as a queue rule would), from outside the app.
+    store = open_store(db, linger=0)
+    try:
+        sid = store.samples(DEMO_DATASET)["sample_id"][0]
+        before, _source = current_label(store, DEMO_DATASET, sid)
+        store.enqueue(DEMO_DATASET, [sid], "manual", "system:browser-test", priority=1e9)
+    finally:
+        store.close()
+    new_label = next(lab for lab in DEMO_LABELS if lab != before)
+
+    nav.get_by_role("link", name="Review").click()
+    expect(page.get_by_role("heading", name="Review")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Claim next").click()
+    expect(page.get_by_text(f"Sample {sid}", exact=True)).to_be_visible(timeout=60_000)
+    label_box = page.get_by_role("combobox", name="Corrected label")
+    label_box.click()
+    label_box.fill(new_label)  # the selectbox filters its options as one types; Enter picks the match
+    expect(page.get_by_role("option").first).to_have_text(new_label)
+    label_box.press("Enter")
+    expect(label_box).to_have_value(new_label)
+    page.get_by_role("textbox", name="Reason", exact=True).fill("browser test correction")
+    page.get_by_role("button", name="Save and next").click()
+    # saved; the page claims the next entry (none left here, which replaces the "Saved ..." note)
+    expect(page.get_by_text(re.compile(r"Done today:\s*1 · Open:\s*0"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(rf"Saved {re.escape(sid)}: {new_label}|Nothing left to review"))).to_be_visible()
+
+    # the entry left the queue, the review is stored under rita's name
+    store = open_store(db, linger=0)
+    try:
+        q = store.query_df("SELECT status FROM review_queue WHERE dataset = ? AND sample_id = ?", [DEMO_DATASET, sid])
+        assert q["status"].to_list() == ["done"]
+        assert current_label(store, DEMO_DATASET, sid) == (new_label, "review")
+        assert store.reviews(DEMO_DATASET, sid)["reviewer"].to_list() == ["rita"]
+    finally:
+        store.close()
+
+    nav.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit")).to_be_visible(timeout=120_000)
+    page.get_by_role("tab", name="Sample history").click()
+    box = page.get_by_role("textbox", name="…or any sample id")
+    box.fill(sid)
+    box.press("Enter")
+    expect(page.get_by_text(f"Sample {sid}", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Reviews (1)")).to_be_visible()
+    # The tables are canvas grids: their cells exist in the DOM for accessibility, hidden.
+    expect(page.get_by_text("browser test correction").first).to_be_attached()
+    expect(page.get_by_text("review.save").first).to_be_attached()
