@@ -112,7 +112,72 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="load the bundled demo dataset")
     p.add_argument("--force", action="store_true", help="load even if the demo dataset exists")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("quality", help="data quality checks: duplicates, completeness, cleaning, PII, label errors")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", default=None, help="write the full report (every finding) to this JSON file")
+    p.add_argument("--threshold", type=float, default=0.8, help="near-duplicate Jaccard threshold (default 0.8)")
+    p.add_argument("--label-errors", choices=["auto", "model", "embeddings", "skip"], default="auto",
+                   help="probabilities for the label-error check: the latest model round's, cross-validated "
+                        "embeddings, auto (model if any, else embeddings) or skip")
+    p.add_argument("--include-excluded", action="store_true", help="also check samples excluded from export")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
+    p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("embed", help="precompute the embeddings of a dataset's texts into the store's cache")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default=None,
+                   help="minilm, use-multilingual, or a local sentence-transformers path/name "
+                        "(default: chosen by script detection)")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
+    p.set_defaults(func=cmd_embed)
     return parser
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from core.active_learning import precompute_embeddings
+
+    store = open_store(args.db)
+    bar = tqdm(total=0, desc=f"embed {args.dataset}", unit="text", leave=False, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        result = precompute_embeddings(store, args.dataset, model=args.model, progress=update,
+                                       announce=lambda line: print(f"model: {line}", flush=True))
+    finally:
+        bar.close()
+    print(f"{result['texts']} texts ({result['unique']} distinct): {result['encoded']} encoded, "
+          f"{result['cached']} already cached ({result['model_id']}, {result['dim']}-d)")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from core.quality_report import CHECKS, format_summary, run_report, write_report_json
+
+    store = open_store(args.db)
+    method = None if args.label_errors == "skip" else args.label_errors
+    total = len(CHECKS) - (method is None)
+    bar = tqdm(total=total, desc=f"quality {args.dataset}", unit="check", leave=False, file=sys.stderr)
+
+    def update(stage: str, fraction: float) -> None:
+        bar.set_postfix_str(stage)
+        bar.n = min(total, int(fraction * total))
+        bar.refresh()
+
+    try:
+        report = run_report(store, args.dataset, include_excluded=args.include_excluded, threshold=args.threshold,
+                            label_errors=method, progress=update)
+    finally:
+        bar.close()
+    print(format_summary(report))
+    if args.out:
+        write_report_json(report, args.out)
+        print(f"wrote the full report to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,594 @@
+"""Active learning end to end: the candidate pool from the store, embeddings, a strategy's picks with
+their score and reason, a 2-D map of the pool, export and queueing of the picks.
+
+The algorithms live in :mod:`core.selection`; this module is the orchestration the Active learning
+page and the CLI share. No streamlit import, no SQL (reads and writes go through the store).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.spatial.distance import cdist
+
+from core import selection
+from core.embeddings import describe_choice, embed, resolve_model, text_hash
+from core.metrics import gold_labels
+from core.quality import combine_fields
+
+__all__ = [
+    "NEEDS_EMBEDDINGS",
+    "NEEDS_PROBS",
+    "PICK_COLUMNS",
+    "POOL_KINDS",
+    "QUEUE_REASON",
+    "STRATEGIES",
+    "TEXT_FIELDS",
+    "UNCERTAINTY",
+    "Pool",
+    "build_pool",
+    "embed_pool",
+    "map_frame",
+    "map_rows",
+    "project_2d",
+    "pool_from_frames",
+    "pool_map",
+    "pool_options",
+    "precompute_embeddings",
+    "picks_csv",
+    "picks_jsonl",
+    "prob_matrix",
+    "queue_picks",
+    "select",
+]
+
+#: Text fields joined (newline, empty ones skipped) into the text that is embedded; the same
+#: fields and order as the drift page, so both share the embedding cache.
+TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
+
+#: Pool kinds: samples without a gold label, every sample, one batch, one (sample) round.
+POOL_KINDS: tuple[str, ...] = ("unlabeled", "all", "batch", "round")
+
+#: Strategy key -> display name, in the order the page lists them.
+STRATEGIES: dict[str, str] = {
+    "least_confidence": "Least confidence",
+    "margin": "Margin",
+    "entropy": "Entropy",
+    "k_center": "k-center greedy (core-set)",
+    "k_means": "k-means (one per cluster)",
+    "hybrid": "Hybrid (most uncertain, then k-center)",
+    "adaptive_hybrid": "Adaptive hybrid (diverse early, uncertain late)",
+}
+UNCERTAINTY: tuple[str, ...] = selection.METHODS
+#: Strategies that need model probabilities (a prediction round).
+NEEDS_PROBS: tuple[str, ...] = (*UNCERTAINTY, "hybrid", "adaptive_hybrid")
+#: Strategies that need text embeddings.
+NEEDS_EMBEDDINGS: tuple[str, ...] = ("k_center", "k_means", "hybrid", "adaptive_hybrid")
+
+#: Reason recorded on the review-queue entries this module adds.
+QUEUE_REASON = "active_learning"
+
+_METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "entropy": "entropy"}
+_POOL_COLUMNS = ("sample_id", *TEXT_FIELDS, "batch", "round")
+PICK_COLUMNS: tuple[str, ...] = ("rank", "sample_id", "score", "reason", "sample_text", "predicted", "confidence",
+                                 "batch", "round", *TEXT_FIELDS, "row")
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+@dataclass
+class Pool:
+    """The samples a strategy may consider, one row each, in sample_id order.
+
+    ``frame`` columns: sample_id, instruction, input, output, text, batch, round, text_joined
+    (what is embedded), gold_label (null = unlabeled), predicted, confidence, has_pred (a
+    prediction of ``pred_round``), reviewed (has a review), queued (open or claimed in the review
+    queue), candidate (may be picked: not excluded as reviewed / queued).
+    ``probs``: (n, len(labels)) float64, the rows of ``pred_round`` (zero rows where has_pred is False).
+    """
+
+    dataset: str
+    labels: list[str]
+    kind: str
+    frame: pl.DataFrame
+    probs: np.ndarray
+    pred_round: int | None
+    pred_rounds: list[int] = field(default_factory=list)
+    excluded_reviewed: int = 0
+    excluded_queued: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.frame.height
+
+    @property
+    def texts(self) -> list[str]:
+        return self.frame["text_joined"].to_list()
+
+    @property
+    def has_predictions(self) -> bool:
+        return bool(self.n) and bool(self.frame["has_pred"].any())
+
+    def candidate_rows(self, strategy: str | None = None) -> np.ndarray:
+        """Row indices the strategy may pick (strategies that need probabilities: rows with one)."""
+        mask = self.frame["candidate"].to_numpy()
+        if strategy in NEEDS_PROBS:
+            mask = mask & self.frame["has_pred"].to_numpy()
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def n_candidates(self, strategy: str | None = None) -> int:
+        return int(self.candidate_rows(strategy).size)
+
+
+def prob_matrix(predictions: pl.DataFrame, labels: Sequence[str],
+                sample_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Probability rows for ``sample_ids`` from one round's predictions; returns (probs, has_pred).
+
+    ``predictions``: columns sample_id, predicted, confidence, probs (lists aligned with the label
+    order at import time; the label set only grows, so shorter vectors are padded with zeros).
+    A prediction without probabilities counts as ``confidence`` (1.0 if missing) on its predicted
+    label and the rest spread evenly over the other labels. Rows are renormalised to sum to 1; a
+    sample with no usable prediction gets a zero row and has_pred False. With several predictions
+    of one sample, the last row wins.
+    """
+    labels = list(labels)
+    c = len(labels)
+    n = len(sample_ids)
+    out = np.zeros((n, max(c, 1)), dtype=np.float64)
+    has = np.zeros(n, dtype=bool)
+    if n == 0 or predictions.height == 0 or c == 0:
+        return out, has
+    pos = {str(s): i for i, s in enumerate(sample_ids)}
+    lab_idx = {lab: j for j, lab in enumerate(labels)}
+    preds = predictions.unique("sample_id", keep="last", maintain_order=True)
+    for sid, predicted, conf, probs in zip(preds["sample_id"].to_list(), preds["predicted"].to_list(),
+                                           preds["confidence"].to_list(), preds["probs"].to_list()):
+        i = pos.get(str(sid))
+        if i is None:
+            continue
+        row = np.zeros(c, dtype=np.float64)
+        if probs is not None and len(probs):
+            vals = np.asarray([np.nan if v is None else v for v in probs[:c]], dtype=np.float64)
+            row[: vals.size] = vals
+        elif predicted in lab_idx:
+            p = 1.0 if conf is None or not math.isfinite(conf) else min(max(float(conf), 0.0), 1.0)
+            row[:] = (1.0 - p) / (c - 1) if c > 1 else 0.0
+            row[lab_idx[predicted]] = p
+        else:
+            continue
+        if not np.isfinite(row).all() or (row < 0).any():
+            continue
+        total = row.sum()
+        if total <= 0:
+            continue
+        out[i] = row / total
+        has[i] = True
+    return out, has
+
+
+def pool_from_frames(
+    dataset: str,
+    labels: Sequence[str],
+    samples: pl.DataFrame,
+    annotations: pl.DataFrame,
+    reviews: pl.DataFrame,
+    predictions: pl.DataFrame,
+    queue: pl.DataFrame,
+    kind: str = "unlabeled",
+    batch: str | None = None,
+    round: int | None = None,
+    pred_round: int | None = None,
+    exclude_reviewed: bool = True,
+    exclude_queued: bool = True,
+) -> Pool:
+    """Build the :class:`Pool` from frames read from the store (pure: no store access).
+
+    ``samples``: sample_id, the text fields, batch, round (already without export-excluded samples);
+    ``annotations``: sample_id, annotator, label; ``reviews``: the latest review per sample
+    (sample_id, version, new_label); ``predictions``: sample_id, round, predicted, confidence,
+    probs (every round); ``queue``: sample_id, status (entries with status open or claimed count
+    as queued). ``kind``: one of :data:`POOL_KINDS` (``batch`` / ``round`` need that argument).
+    ``pred_round``: prediction round for the uncertainty scores (None = the latest one).
+    Raises ValueError for an unknown kind or a missing batch / round.
+    """
+    if kind not in POOL_KINDS:
+        raise ValueError(f"pool: expected one of {', '.join(POOL_KINDS)}, got {kind!r}")
+    if kind == "batch" and batch is None:
+        raise ValueError("pool 'batch' needs a batch name")
+    if kind == "round" and round is None:
+        raise ValueError("pool 'round' needs a round number")
+    labels = list(labels)
+    df = samples
+    for col in _POOL_COLUMNS:
+        if col not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.Int64 if col == "round" else pl.Utf8).alias(col))
+    df = df.select(_POOL_COLUMNS).with_columns(pl.col("sample_id").cast(pl.Utf8)).sort("sample_id")
+
+    gold = gold_labels(annotations.select("sample_id", "annotator", "label"),
+                       reviews.select("sample_id", "version", "new_label"))
+    gold = gold.select(pl.col("sample_id").cast(pl.Utf8), pl.col("gold_label").cast(pl.Utf8))
+    df = df.join(gold, on="sample_id", how="left")
+    if kind == "unlabeled":
+        df = df.filter(pl.col("gold_label").is_null())
+    elif kind == "batch":
+        df = df.filter(pl.col("batch") == str(batch))
+    elif kind == "round":
+        df = df.filter(pl.col("round") == int(round))
+
+    reviewed_ids = set(reviews["sample_id"].cast(pl.Utf8).to_list()) if reviews.height else set()
+    queued_ids = set()
+    if queue.height:
+        queued_ids = set(queue.filter(pl.col("status").is_in(["open", "claimed"]))["sample_id"]
+                         .cast(pl.Utf8).to_list())
+    ids = df["sample_id"].to_list()
+    reviewed = np.array([s in reviewed_ids for s in ids], dtype=bool)
+    queued = np.array([s in queued_ids for s in ids], dtype=bool)
+    drop = np.zeros(len(ids), dtype=bool)
+    if exclude_reviewed:
+        drop |= reviewed
+    if exclude_queued:
+        drop |= queued
+
+    rounds = sorted({int(r) for r in predictions["round"].drop_nulls().to_list()}) if predictions.height else []
+    if pred_round is None and rounds:
+        pred_round = rounds[-1]
+    if pred_round is not None and rounds and pred_round not in rounds:
+        raise ValueError(f"prediction round {pred_round} does not exist; rounds with predictions: "
+                         f"{', '.join(map(str, rounds))}")
+    this_round = predictions.filter(pl.col("round") == pred_round) if rounds else predictions.clear()
+    probs, has_pred = prob_matrix(this_round, labels, ids)
+    pred_rows = this_round.unique("sample_id", keep="last").select(
+        pl.col("sample_id").cast(pl.Utf8), "predicted", "confidence") if this_round.height else None
+
+    texts = combine_fields(df, TEXT_FIELDS) if df.height else []
+    df = df.with_columns(
+        pl.Series("text_joined", texts, dtype=pl.Utf8),
+        pl.Series("reviewed", reviewed), pl.Series("queued", queued), pl.Series("candidate", ~drop),
+        pl.Series("has_pred", has_pred),
+    )
+    if pred_rows is not None:
+        df = df.join(pred_rows, on="sample_id", how="left", maintain_order="left")
+    else:
+        df = df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("predicted"),
+                             pl.lit(None, dtype=pl.Float64).alias("confidence"))
+    # a prediction that could not be read as probabilities is not shown as one either
+    df = df.with_columns(
+        pl.when(pl.col("has_pred")).then(pl.col("predicted")).otherwise(None).alias("predicted"),
+        pl.when(pl.col("has_pred")).then(pl.col("confidence")).otherwise(None).alias("confidence"),
+    )
+    return Pool(dataset=dataset, labels=labels, kind=kind, frame=df, probs=probs,
+                pred_round=pred_round if rounds else None, pred_rounds=rounds,
+                excluded_reviewed=int((reviewed & exclude_reviewed).sum()),
+                excluded_queued=int((queued & exclude_queued & ~(reviewed & exclude_reviewed)).sum()))
+
+
+def build_pool(store: Any, dataset: str, kind: str = "unlabeled", batch: str | None = None,
+               round: int | None = None, pred_round: int | None = None, exclude_reviewed: bool = True,
+               exclude_queued: bool = True) -> Pool:
+    """Read the dataset from ``store`` and build its :class:`Pool` (see :func:`pool_from_frames`).
+
+    Samples marked excluded from export are never in the pool.
+    """
+    info = store.get_dataset(dataset)  # raises for an unknown dataset
+    return pool_from_frames(
+        dataset, info.labels,
+        store.samples(dataset, include_excluded=False),
+        store.annotations(dataset), store.latest_reviews(dataset), store.predictions(dataset),
+        store.queue(dataset), kind=kind, batch=batch, round=round, pred_round=pred_round,
+        exclude_reviewed=exclude_reviewed, exclude_queued=exclude_queued,
+    )
+
+
+def pool_options(store: Any, dataset: str) -> dict[str, list]:
+    """What the pool controls offer: ``batches`` and sample ``rounds`` of the (non-excluded) samples,
+    ``pred_rounds`` (rounds that have predictions), ascending; ``labels``."""
+    info = store.get_dataset(dataset)
+    samples = store.samples(dataset, include_excluded=False)
+    preds = store.predictions(dataset)
+    return {
+        "batches": sorted(samples["batch"].drop_nulls().unique().to_list()),
+        "rounds": sorted(int(r) for r in samples["round"].drop_nulls().unique().to_list()),
+        "pred_rounds": sorted(int(r) for r in preds["round"].drop_nulls().unique().to_list()),
+        "labels": list(info.labels),
+    }
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embed_pool(pool: Pool, store: Any = None, model: Any = None,
+               progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
+    """Embeddings of the pool's texts (rows in pool order), cached in ``store`` when given."""
+    return embed(pool.texts, model=model, store=store, progress=progress)
+
+
+def precompute_embeddings(store: Any, dataset: str, model: Any = None,
+                          progress: Callable[[int, int], Any] | None = None,
+                          announce: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Embed every (non-excluded) sample of ``dataset`` into the store's cache.
+
+    ``announce(line)`` is called with the model choice (:func:`core.embeddings.describe_choice`)
+    before any work; ``progress(done, total)`` as in :func:`core.embeddings.embed`.
+    Returns ``{"choice": describe_choice line, "model_id", "texts": rows, "unique": distinct texts,
+    "cached": distinct texts already cached, "encoded": distinct texts encoded now, "dim"}``.
+    """
+    store.get_dataset(dataset)
+    samples = store.samples(dataset, include_excluded=False)
+    texts = combine_fields(samples, TEXT_FIELDS) if samples.height else []
+    choice = describe_choice(texts, model)
+    if announce is not None:
+        announce(choice)
+    emb_model = resolve_model(texts, model)
+    unique = list(dict.fromkeys(texts))
+    hashes = [text_hash(t) for t in unique]
+    cached = len(store.cached_embeddings(emb_model.model_id, hashes)) if hashes else 0
+    vectors = embed(texts, model=emb_model, store=store, progress=progress)
+    return {"choice": choice, "model_id": emb_model.model_id, "texts": len(texts), "unique": len(unique),
+            "cached": cached, "encoded": len(unique) - cached, "dim": int(vectors.shape[1])}
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _check_k(k: Any, available: int, what: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"budget k: expected an integer >= 1, got {k!r}")
+    if available == 0:
+        raise ValueError(f"the pool is empty: no {what}")
+    if k > available:
+        raise ValueError(f"budget k = {k} is larger than the pool: only {available} {what}")
+    return int(k)
+
+
+def _pick_distances(x: np.ndarray, picks: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Distance of each pick to its nearest earlier center (``centers`` first, then earlier picks)."""
+    d = np.full(picks.size, np.inf)
+    if centers.size:
+        d = cdist(x[picks], x[centers]).min(axis=1)
+    if picks.size > 1:
+        pp = cdist(x[picks], x[picks])
+        pp[np.triu_indices(picks.size)] = np.inf  # only earlier picks count
+        d = np.minimum(d, pp.min(axis=1))
+    return d
+
+
+def select(
+    pool: Pool,
+    strategy: str,
+    k: int,
+    embeddings: np.ndarray | None = None,
+    *,
+    method: str = "margin",
+    pool_factor: float = 10,
+    round_index: int = 0,
+    n_rounds: int = 10,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Run ``strategy`` on the pool's candidates and return the k picks, best first.
+
+    strategy: a key of :data:`STRATEGIES`. Uncertainty strategies and the hybrids use the rows that
+    have a prediction; k-center, k-means and the hybrids need ``embeddings`` (pool order).
+    k-center treats the pool rows excluded as reviewed / queued as centers already chosen.
+    method: uncertainty measure of the hybrids; pool_factor: the hybrid's pool of
+    ``pool_factor * k`` most uncertain rows; round_index (0-based) / n_rounds: the adaptive schedule.
+
+    Returns :data:`PICK_COLUMNS`: rank (1 = first pick), sample_id, score (higher = pick earlier:
+    the uncertainty for uncertainty strategies and hybrids, the distance to the nearest earlier
+    center for k-center, the share of candidates nearest to the pick for k-means), reason (e.g.
+    ``margin 0.93``, ``k-center pick #3 (distance 0.41)``), sample_text (the embedded text),
+    predicted, confidence, batch, round, the text fields and row (index into the pool).
+    ValueError for an unknown strategy, a missing input, an empty pool or k larger than the pool.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy in NEEDS_PROBS and not pool.has_predictions:
+        raise ValueError(f"{STRATEGIES[strategy]} needs model predictions, and the pool has none")
+    rows = pool.candidate_rows(strategy)
+    what = "samples with a prediction" if strategy in NEEDS_PROBS else "candidate samples"
+    if pool.n and rows.size == 0 and pool.n_candidates() == 0:
+        what = "candidate samples left after excluding reviewed / queued ones"
+    k = _check_k(k, int(rows.size), what)
+    x = None
+    if strategy in NEEDS_EMBEDDINGS:
+        if embeddings is None:
+            raise ValueError(f"{STRATEGIES[strategy]} needs text embeddings of the pool")
+        x = np.asarray(embeddings)
+        if x.ndim != 2 or x.shape[0] != pool.n:
+            raise ValueError(f"embeddings: expected {pool.n} rows (one per pool sample), got shape {x.shape}")
+
+    scores: np.ndarray
+    reasons: list[str]
+    if strategy in UNCERTAINTY:
+        sub = pool.probs[rows]
+        local = selection.select_uncertain(sub, k, strategy)
+        picks = rows[local]
+        scores = selection.uncertainty_scores(sub, strategy)[local]
+        reasons = [f"{_METHOD_NAMES[strategy]} {s:.2f}" for s in scores]
+    elif strategy == "k_center":
+        centers = np.setdiff1d(np.arange(pool.n), rows)  # excluded rows already count as covered
+        picks = selection.k_center_greedy(x, k, already_selected=centers)
+        scores = _pick_distances(x, picks, centers)
+        reasons = []
+        for i, d in enumerate(scores):
+            if math.isinf(d):
+                others = np.setdiff1d(rows, picks[:1])
+                d = float(cdist(x[picks[:1]], x[others]).max()) if others.size else 0.0
+                scores[i] = d
+                reasons.append(f"k-center pick #1 (nearest the pool mean, covers radius {d:.2f})")
+            else:
+                reasons.append(f"k-center pick #{i + 1} (distance {d:.2f})")
+    elif strategy == "k_means":
+        exclude = np.setdiff1d(np.arange(pool.n), rows)
+        picks = selection.kmeans_diverse(x, k, seed=seed, exclude=exclude)
+        owner = cdist(x[rows], x[picks]).argmin(axis=1)
+        counts = np.bincount(owner, minlength=k)
+        scores = counts / rows.size
+        reasons = [f"k-means cluster #{i + 1}: represents {c} sample{'s' if c != 1 else ''}"
+                   for i, c in enumerate(counts)]
+    else:  # hybrid, adaptive_hybrid: on the rows with a prediction
+        sub_p, sub_x = pool.probs[rows], x[rows]
+        if strategy == "hybrid":
+            pf = float(pool_factor)
+            local = selection.hybrid(sub_p, sub_x, k, method=method, pool_factor=pf)
+            head = ""
+        else:
+            pf = selection.adaptive_pool_factor(round_index, n_rounds)
+            local = selection.adaptive_hybrid(sub_p, sub_x, k, round_index, n_rounds, method=method)
+            head = f"round {round_index + 1}/{n_rounds}, "
+        picks = rows[local]
+        scores = selection.uncertainty_scores(sub_p, method)[local]
+        size = min(rows.size, math.ceil(pf * k - 1e-9))
+        dist = _pick_distances(sub_x, local, np.empty(0, dtype=np.int64))
+        reasons = []
+        for i, (s, d) in enumerate(zip(scores, dist)):
+            where = f"k-center pick #{i + 1} among the {size} most uncertain"
+            where += f" (distance {d:.2f})" if math.isfinite(d) else " (first center)"
+            reasons.append(f"{_METHOD_NAMES[method]} {s:.2f} · {head}{where}")
+
+    sel = pool.frame[picks.tolist()]
+    return pl.DataFrame({
+        "rank": np.arange(1, picks.size + 1, dtype=np.int64),
+        "sample_id": sel["sample_id"],
+        "score": np.asarray(scores, dtype=np.float64),
+        "reason": pl.Series(reasons, dtype=pl.Utf8),
+        "sample_text": sel["text_joined"],
+        "predicted": sel["predicted"],
+        "confidence": sel["confidence"],
+        "batch": sel["batch"],
+        "round": sel["round"],
+        **{f: sel[f] for f in TEXT_FIELDS},
+        "row": picks.astype(np.int64),
+    })
+
+
+# --------------------------------------------------------------------------- the map
+
+
+def map_rows(pool: Pool, picks: pl.DataFrame | None = None, max_points: int = 5000, seed: int = 0,
+             only: np.ndarray | None = None) -> np.ndarray:
+    """Pool rows to draw on the map: all of them (or those where the boolean mask ``only`` is True),
+    and when more than ``max_points`` every pick plus a uniform (seeded) sample of the others up to
+    ``max_points`` rows. Sorted int64 row indices."""
+    if max_points < 1:
+        raise ValueError(f"max_points: expected an integer >= 1, got {max_points!r}")
+    allowed = np.ones(pool.n, dtype=bool) if only is None else np.asarray(only, dtype=bool).copy()
+    if allowed.shape != (pool.n,):
+        raise ValueError(f"only: expected a boolean mask of {pool.n} rows, got shape {allowed.shape}")
+    picked = np.zeros(pool.n, dtype=bool)
+    if picks is not None and picks.height:
+        picked[picks["row"].to_numpy()] = True
+    allowed |= picked
+    if int(allowed.sum()) <= max_points:
+        return np.flatnonzero(allowed).astype(np.int64)
+    rest = np.flatnonzero(allowed & ~picked)
+    n_rest = max(0, max_points - int(picked.sum()))
+    chosen = np.random.default_rng(seed).choice(rest, min(n_rest, rest.size), replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(picked), chosen])).astype(np.int64)
+
+
+def project_2d(vectors: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(n, 2) projection of ``vectors``: ``"pca"`` (scikit-learn PCA) or ``"tsne"`` (t-SNE, PCA init,
+    perplexity min(30, (n - 1) / 3)). Fewer than two rows or one dimension: zeros are padded."""
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"projection: expected 'pca' or 'tsne', got {method!r}")
+    v = np.asarray(vectors, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"vectors: expected a 2-D array, got shape {v.shape}")
+    xy = np.zeros((v.shape[0], 2))
+    if v.shape[0] < 2 or v.shape[1] < 1:
+        return xy
+    if method == "pca" or v.shape[0] < 4:
+        from sklearn.decomposition import PCA
+
+        n_comp = min(2, v.shape[1], v.shape[0])
+        xy[:, :n_comp] = PCA(n_components=n_comp, random_state=seed).fit_transform(v)
+        return xy
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30, max(1, (v.shape[0] - 1) // 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(v)
+
+
+def map_frame(pool: Pool, picks: pl.DataFrame | None, xy: np.ndarray, rows: np.ndarray) -> pl.DataFrame:
+    """The map's points from 2-D coordinates ``xy`` of pool ``rows``: columns x, y, sample_id,
+    predicted ('(no prediction)' when missing), picked, rank (null unless picked), text (first 120
+    characters)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.shape != (rows.size, 2):
+        raise ValueError(f"xy: expected shape ({rows.size}, 2), got {xy.shape}")
+    rank = np.zeros(pool.n, dtype=np.int64)
+    if picks is not None and picks.height:
+        rank[picks["row"].to_numpy()] = picks["rank"].to_numpy()
+    f = pool.frame[rows.tolist()]
+    r = rank[rows]
+    return pl.DataFrame({
+        "x": xy[:, 0], "y": xy[:, 1],
+        "sample_id": f["sample_id"],
+        "predicted": f["predicted"].fill_null("(no prediction)"),
+        "picked": r > 0,
+        "rank": pl.Series([int(i) if i > 0 else None for i in r], dtype=pl.Int64),
+        "text": f["text_joined"].str.slice(0, 120),
+    })
+
+
+def pool_map(pool: Pool, picks: pl.DataFrame | None, vectors: np.ndarray, method: str = "pca",
+             max_points: int = 5000, seed: int = 0) -> pl.DataFrame:
+    """2-D map of the pool (:func:`map_frame` columns): ``vectors`` has one row per pool sample
+    (embeddings, or the probability rows); pools larger than ``max_points`` are subsampled by
+    :func:`map_rows` (every pick kept); projected by :func:`project_2d` with ``method``."""
+    v = np.asarray(vectors)
+    if v.ndim != 2 or v.shape[0] != pool.n:
+        raise ValueError(f"vectors: expected {pool.n} rows (one per pool sample), got shape {v.shape}")
+    rows = map_rows(pool, picks, max_points, seed)
+    return map_frame(pool, picks, project_2d(v[rows], method, seed), rows)
+
+
+# --------------------------------------------------------------------------- export and queue
+
+
+def _export_frame(picks: pl.DataFrame, strategy: str | None) -> pl.DataFrame:
+    cols = [c for c in ("rank", "sample_id", *TEXT_FIELDS, "batch", "round", "predicted", "confidence",
+                        "score", "reason") if c in picks.columns]
+    out = picks.select(cols)
+    if strategy is not None:
+        out = out.with_columns(pl.lit(strategy).alias("strategy"))
+    return out
+
+
+def picks_csv(picks: pl.DataFrame, strategy: str | None = None) -> bytes:
+    """The picks as UTF-8 CSV (with BOM, so spreadsheet tools read Chinese text): rank, sample_id,
+    instruction, input, output, text, batch, round, predicted, confidence, score, reason[, strategy]."""
+    return ("\ufeff" + _export_frame(picks, strategy).write_csv()).encode("utf-8")
+
+
+def picks_jsonl(picks: pl.DataFrame, strategy: str | None = None) -> bytes:
+    """The picks as JSONL for an annotation tool: one object per pick with ``id`` (the sample_id),
+    the non-empty text fields, batch, round, predicted, confidence, score, reason[, strategy]."""
+    lines = []
+    for row in _export_frame(picks, strategy).iter_rows(named=True):
+        obj: dict[str, Any] = {"id": row.pop("sample_id")}
+        for key, value in row.items():
+            if key in TEXT_FIELDS and value is None:
+                continue
+            obj[key] = value
+        lines.append(json.dumps(obj, ensure_ascii=False))
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def queue_picks(store: Any, dataset: str, picks: pl.DataFrame, actor: str,
+                detail: dict[str, Any] | None = None) -> int:
+    """Add the picks to the review queue (reason ``active_learning``, priority = score; audited by the
+    store as ``queue.add``). Samples already open for that reason are skipped. Returns how many were added."""
+    if picks.height == 0:
+        return 0
+    scores = [float(s) if math.isfinite(s) else 0.0 for s in picks["score"].to_list()]
+    return store.enqueue(dataset, picks["sample_id"].to_list(), QUEUE_REASON, actor, priority=scores,
+                         detail=detail)

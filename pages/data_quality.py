@@ -1,0 +1,358 @@
+"""Data quality: duplicates, completeness, cleaning, personal data and suspected label errors of a dataset.
+
+A card per check, a tab per check with the offending samples (matched spans shown as
+before / match / after), near duplicates side by side, sending selected samples to the review
+queue or excluding them from export, and a cleaned, PII-masked JSONL export. All checks live in
+:mod:`core.quality_report`; this page only draws them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+import pages.common as common
+from core.quality_report import (
+    CHECKS,
+    QUEUE_REASONS,
+    LabelErrorResult,
+    cleaned_jsonl,
+    diff_segments,
+    exclude_samples,
+    label_error_priorities,
+    label_error_report,
+    report_to_dict,
+    run_report,
+    send_to_review,
+)
+from pages.common import current_user, get_store, refresh_after_write, require_dataset, show_store_error
+
+MAX_ROWS = 5000  # rows drawn per table; the JSON report holds all of them
+MAX_PAIRS = 1000  # near-duplicate pairs offered for the side-by-side view
+REASON_NAMES = {"label_issue": "Suspected label error", "manual": "Manual"}
+DEFAULT_REASON = {"label_errors": "label_issue"}
+HELP = {
+    "exact_duplicates": "Samples whose instruction, input and output are equal after Unicode NFKC, case folding "
+                        "and whitespace collapsing. Count: redundant copies (group members minus one per group).",
+    "near_duplicates": "Clusters of samples whose character 3-gram Jaccard similarity (MinHash LSH, then exact) is "
+                       "at least the threshold; exact copies are counted under exact duplicates. Count: cluster "
+                       "members minus one per cluster.",
+    "completeness": "Empty or missing instruction/output, outputs that end mid-sentence or repeat the instruction, "
+                    "length outliers (robust z-score). Count: samples with an issue.",
+    "cleaning": "URLs, HTML tags and entities, control characters, mojibake, repeated punctuation, mixed "
+                "full-width forms. Count: samples with a finding.",
+    "pii": "E-mail addresses, phone numbers, Chinese resident ID numbers (valid check digit), Luhn-valid bank card "
+           "numbers, IPv4 addresses. Count: samples with personal data.",
+    "label_errors": "Suspected label errors: gold labels that cleanlab finds unlikely given out-of-fold "
+                    "probabilities. Count: suspected samples (computed on request).",
+}
+
+st.title("Data quality")
+st.caption("What is wrong with the samples before they go to annotators or into training. Select rows in a table "
+           "(or pick ids) to send them to the review queue or exclude them from export.")
+dataset = require_dataset()
+writer = getattr(common, "can_write", lambda: True)()
+store = get_store()
+
+
+@st.cache_data(ttl=300, show_spinner="Running the quality checks…", max_entries=8)
+def load_report(name: str, include_excluded: bool, threshold: float):
+    return run_report(get_store(), name, include_excluded=include_excluded, threshold=threshold)
+
+
+def md_escape(text: str | None) -> str:
+    """User text made inert for st.markdown: every ASCII punctuation mark backslash-escaped, line breaks kept."""
+    text = re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text or "")
+    lines = [re.sub(r"^[ \t]+", lambda m: "\u00a0" * len(m.group()), line) for line in text.split("\n")]
+    return "  \n".join(lines)
+
+
+def highlighted(segments: list[tuple[str, bool]]) -> str:
+    """Markdown of text segments with the marked ones on a red background (all text escaped)."""
+    return "".join(f":red-background[{md_escape(t)}]" if mark and t.strip() else md_escape(t)
+                   for t, mark in segments) or "*(empty)*"
+
+
+def flash(message: str) -> None:
+    st.session_state["dq_flash"] = message
+
+
+def selected_rows(check: str, frame: pl.DataFrame, columns: list[str], config: dict | None = None) -> list[str]:
+    """Draw ``frame`` as a selectable table; return the sample ids of the selected rows."""
+    shown = frame.head(MAX_ROWS)
+    if frame.height > MAX_ROWS:
+        st.caption(f"Showing the first {MAX_ROWS:,} of {frame.height:,} rows; the JSON report below holds all.")
+    event = st.dataframe(shown.select(columns), key=f"dq_table_{check}", on_select="rerun",
+                         selection_mode="multi-row", hide_index=True, width="stretch", column_config=config)
+    rows = list(event.selection.rows) if event is not None and hasattr(event, "selection") else []
+    ids = shown["sample_id"].to_list()
+    return [ids[i] for i in rows if 0 <= i < len(ids)]
+
+
+def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: dict[str, float] | None = None,
+            suggest: list[str] | None = None, suggest_label: str = "") -> None:
+    """Queue / exclude the selected samples of one check."""
+    if not writer:
+        st.caption("Your role is read-only: sending to the queue and excluding are hidden.")
+        return
+    options = list(dict.fromkeys(frame["sample_id"].to_list()))
+    pick_key = f"dq_pick_{check}"
+    if st.session_state.get(pick_key):
+        st.session_state[pick_key] = [s for s in st.session_state[pick_key] if s in options]
+    left, right = st.columns([3, 1])
+    with right:
+        if suggest:
+            st.button(suggest_label, key=f"dq_suggest_{check}", width="stretch",
+                      on_click=lambda: st.session_state.update({pick_key: list(suggest)}))
+    picked = left.multiselect("Samples (selected table rows are added)", options, key=pick_key,
+                              placeholder="Pick sample ids, or select rows in the table")
+    chosen = list(dict.fromkeys([*from_table, *picked]))
+    st.caption(f"**{len(chosen)}** sample(s) selected" + (f": {', '.join(chosen[:8])}" + ("…" if len(chosen) > 8
+                                                                                           else "") if chosen else ""))
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    reason = c1.selectbox("Queue reason", QUEUE_REASONS, index=QUEUE_REASONS.index(DEFAULT_REASON.get(check, "manual")),
+                          format_func=REASON_NAMES.get, key=f"dq_reason_{check}")
+    send = c2.button("Send to review queue", key=f"dq_send_{check}", disabled=not chosen, width="stretch")
+    drop = c3.button("Exclude from export", key=f"dq_exclude_{check}", disabled=not chosen, width="stretch")
+    if not (send or drop):
+        return
+    try:
+        if send:
+            added = send_to_review(store, dataset, chosen, reason, current_user(), check=check, priorities=priorities)
+            skipped = len(chosen) - added
+            flash(f"Sent {added} sample(s) to the review queue ({REASON_NAMES[reason]})."
+                  + (f" {skipped} already had an open entry for that reason." if skipped else ""))
+        else:
+            changed = exclude_samples(store, dataset, chosen, current_user(), check=check)
+            skipped = len(chosen) - changed
+            flash(f"Excluded {changed} sample(s) from export."
+                  + (f" {skipped} were already excluded." if skipped else ""))
+    except Exception as exc:
+        show_store_error(exc)
+        return
+    refresh_after_write()
+    for key in (pick_key, f"dq_table_{check}"):
+        st.session_state.pop(key, None)
+    st.rerun()
+
+
+# -- settings and the report ----------------------------------------------------------------------
+message = st.session_state.pop("dq_flash", None)
+if message:
+    st.success(message)
+
+left, mid, right = st.columns([2, 2, 1], vertical_alignment="bottom")
+threshold = left.slider("Near-duplicate threshold (Jaccard)", 0.5, 1.0, 0.8, 0.05, key="dq_threshold",
+                        help="Character 3-gram Jaccard similarity from which two samples are near duplicates.")
+include_excluded = mid.toggle("Include samples excluded from export", key="dq_include_excluded")
+if right.button("Refresh", help="Run the checks again (e.g. after a command-line import)"):
+    st.cache_data.clear()
+    st.rerun()
+
+try:
+    report = load_report(dataset, include_excluded, float(threshold))
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+if report.n_samples == 0:
+    st.info(f"**{dataset}** has no samples to check" + ("" if include_excluded else " (excluded samples are skipped)")
+            + ". Import a file on the **Import** page.")
+    st.stop()
+
+label_key = (dataset, include_excluded)
+stored: LabelErrorResult | None = st.session_state.get("dq_label_errors", {}).get(label_key)
+if stored is not None and stored.computed:
+    current = set(report.sample_ids)  # samples excluded since the computation drop out
+    stored = LabelErrorResult(stored.frame.filter(pl.col("sample_id").is_in(current)), stored.method,
+                              stored.source, stored.n_labeled, stored.n_checked, stored.note)
+report.label_errors = stored
+summary = {row["check"]: row for row in report.summary.iter_rows(named=True)}
+
+st.caption(f"**{dataset}** · {report.n_samples:,} samples checked"
+           + ("" if include_excluded else " (excluded from export: skipped)")
+           + f" · fields: {', '.join(report.fields) or 'none'}")
+if not report.has_output:
+    st.info("This dataset has no **output** field (e.g. a plain `text` classification set): completeness checks "
+            "only the fields it has, and the truncated-output and repeated-instruction checks do not apply.")
+
+# -- cards ------------------------------------------------------------------------------------------
+cards = st.columns(len(CHECKS))
+for col, (check, title) in zip(cards, CHECKS.items()):
+    row = summary[check]
+    with col:
+        if row["count"] is None:
+            st.metric(title, "—", help=HELP[check], border=True)
+            st.caption(row["detail"] if stored is not None else "Not computed yet: see its tab.")
+        else:
+            st.metric(title, f"{row['count']:,}", delta=f"{row['share']:.1%} of the dataset", delta_color="off",
+                      delta_arrow="off", help=HELP[check], border=True)
+
+counted = [(CHECKS[c], summary[c]["share"]) for c in CHECKS if summary[c]["share"] is not None]
+fig = px.bar(x=[s * 100 for _, s in counted], y=[t for t, _ in counted], orientation="h",
+             labels={"x": "% of the dataset", "y": ""})
+fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10))
+fig.update_yaxes(autorange="reversed")
+st.plotly_chart(fig, width="stretch", key="dq_share_chart")
+
+# -- tabs -------------------------------------------------------------------------------------------
+# Tab titles stay fixed (counts are on the cards): a changed title would reset the open tab after a write.
+tabs = st.tabs(list(CHECKS.values()))
+tab = dict(zip(CHECKS, tabs))
+
+with tab["exact_duplicates"]:
+    frame = report.exact_duplicates
+    st.caption(HELP["exact_duplicates"] + " `first` marks the copy to keep; `identical` is false when the copies "
+                                          "differ in case or whitespace only.")
+    if frame.height == 0:
+        st.success("No exact duplicates.")
+    else:
+        ids = selected_rows("exact_duplicates", frame,
+                            ["group", "sample_id", "group_size", "first", "identical", "similarity", "text"],
+                            {"similarity": st.column_config.NumberColumn("similarity", format="%.2f")})
+        actions("exact_duplicates", frame, ids, suggest=frame.filter(~pl.col("first"))["sample_id"].to_list(),
+                suggest_label="Select the later copies")
+
+with tab["near_duplicates"]:
+    frame, pairs = report.near_duplicates, report.near_duplicate_pairs
+    st.caption(HELP["near_duplicates"] + f" Threshold {report.threshold:g}.")
+    if frame.height == 0:
+        st.success(f"No near duplicates at Jaccard ≥ {report.threshold:g}.")
+    else:
+        ids = selected_rows("near_duplicates", frame,
+                            ["cluster", "sample_id", "cluster_size", "first", "max_jaccard", "text"],
+                            {"max_jaccard": st.column_config.NumberColumn("max Jaccard", format="%.3f")})
+        actions("near_duplicates", frame, ids, suggest=frame.filter(~pl.col("first"))["sample_id"].to_list(),
+                suggest_label="Select all but the first of each cluster")
+        st.markdown("**Side by side**")
+        shown = pairs.head(MAX_PAIRS)
+        labels = [f"cluster {c}: {a} ↔ {b} · Jaccard {j:.3f}"
+                  for c, a, b, j in shown.select("cluster", "sample_id_a", "sample_id_b", "jaccard").iter_rows()]
+        choice = st.selectbox("Pair", range(shown.height), format_func=labels.__getitem__, key="dq_pair")
+        pair = shown.row(choice or 0, named=True)
+        seg_a, seg_b = diff_segments(pair["text_a"], pair["text_b"])
+        st.metric("Jaccard similarity (character 3-grams)", f"{pair['jaccard']:.3f}")
+        col_a, col_b = st.columns(2)
+        with col_a:
+            st.markdown(f"**{md_escape(pair['sample_id_a'])}**")
+            st.markdown(highlighted(seg_a))
+        with col_b:
+            st.markdown(f"**{md_escape(pair['sample_id_b'])}**")
+            st.markdown(highlighted(seg_b))
+        st.caption("Characters that differ between the two are highlighted.")
+
+with tab["completeness"]:
+    frame = report.completeness
+    st.caption(HELP["completeness"])
+    if frame.height == 0:
+        st.success("No completeness issues.")
+    else:
+        kinds = frame.group_by("kind").len().sort("len", descending=True)
+        st.caption(" · ".join(f"{k}: {n}" for k, n in kinds.iter_rows()))
+        ids = selected_rows("completeness", frame, ["sample_id", "field", "kind", "detail", "value"])
+        actions("completeness", frame, ids)
+
+
+def span_tab(check: str, frame: pl.DataFrame, fixed: str, fixed_title: str, none_text: str) -> None:
+    st.caption(HELP[check])
+    if frame.height == 0:
+        st.success(none_text)
+        return
+    kinds = frame.group_by("kind").agg(pl.col("sample_id").n_unique().alias("samples")).sort("samples",
+                                                                                               descending=True)
+    st.caption(" · ".join(f"{k}: {n} samples" for k, n in kinds.iter_rows()))
+    ids = selected_rows(check, frame, ["sample_id", "field", "kind", "before", "match", "after", fixed],
+                        {"match": st.column_config.TextColumn("match", help="The matched span"),
+                         fixed: st.column_config.TextColumn(fixed_title, width="large")})
+    actions(check, frame, ids)
+    shown = frame.head(MAX_PAIRS)
+    labels = [f"{s} · {f} · {k}: {m[:40]}" for s, f, k, m in shown.select("sample_id", "field", "kind",
+                                                                          "match").iter_rows()]
+    choice = st.selectbox("Show a finding", range(shown.height), format_func=labels.__getitem__,
+                          key=f"dq_show_{check}")
+    row = shown.row(choice or 0, named=True)
+    st.markdown(highlighted([(row["before"], False), (row["match"], True), (row["after"], False)]))
+    st.caption(f"{fixed_title} ({row['field']}):")
+    st.code(row[fixed], language=None, wrap_lines=True)
+
+
+with tab["cleaning"]:
+    span_tab("cleaning", report.cleaning, "cleaned", "Cleaned preview", "Nothing to clean.")
+
+with tab["pii"]:
+    span_tab("pii", report.pii, "masked", "Masked preview", "No personal data found.")
+
+with tab["label_errors"]:
+    st.caption(HELP["label_errors"])
+    if report.n_labeled == 0:
+        st.info("No labels in this dataset" + (" and no model predictions" if report.prediction_round is None else "")
+                + ": the label-error check needs gold labels (annotations or reviews). Import annotations with a "
+                  "`label` column on the **Import** page.")
+    else:
+        methods = ["model", "embeddings"] if report.prediction_round is not None else ["embeddings"]
+        method_names = {"model": f"Model probabilities (round {report.prediction_round})",
+                        "embeddings": "Cross-validated embeddings (logistic regression, 5 folds)"}
+        method = st.radio("Probabilities from", methods, format_func=method_names.get, horizontal=True,
+                          key="dq_label_method")
+        if method == "model":
+            st.caption("Uses the latest round's predictions. cleanlab assumes out-of-fold probabilities: fine for "
+                       "predictions made before the samples were labeled; if that model was trained on these labels "
+                       "it is over-confident on them and finds fewer errors — use the embeddings then.")
+        else:
+            st.caption("Embeds the texts (first time only: vectors are cached in the store), then trains a "
+                       "logistic regression per fold, so every probability is out of fold." +
+                       ("" if report.prediction_round is not None else " No model predictions in this dataset."))
+        if st.button("Find suspected label errors", type="primary", key="dq_label_run"):
+            bar = st.progress(0.0, text="Starting…")
+            try:
+                result = label_error_report(
+                    store, dataset, store.samples(dataset, include_excluded=include_excluded), method=method,
+                    progress=lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage))
+            except Exception as exc:
+                bar.empty()
+                show_store_error(exc)
+                st.stop()
+            st.session_state.setdefault("dq_label_errors", {})[label_key] = result
+            st.rerun()
+        if stored is not None and not stored.computed:
+            st.warning(f"Not computed: {stored.note}.")
+        elif stored is not None:
+            frame = stored.frame
+            st.caption(f"{stored.source} · {stored.n_checked:,} of {stored.n_labeled:,} labeled samples checked · "
+                       "lowest self-confidence (the model's probability of the given label) first.")
+            if frame.height == 0:
+                st.success("No suspected label errors.")
+            else:
+                ids = selected_rows("label_errors", frame, ["sample_id", "given_label", "suggested_label",
+                                                            "self_confidence", "label_source", "text"],
+                                    {"self_confidence": st.column_config.ProgressColumn(
+                                        "self-confidence", min_value=0.0, max_value=1.0, format="%.3f")})
+                actions("label_errors", frame, ids, priorities=label_error_priorities(frame))
+
+# -- export -----------------------------------------------------------------------------------------
+st.subheader("Export")
+left, right = st.columns(2)
+with left:
+    st.markdown("**Cleaned, PII-masked copy** (JSONL)")
+    st.caption("Samples with a gold label (latest review, else the annotators' majority), excluded samples left out, "
+               "text fields cleaned and personal data masked as `***` + the last 4 characters.")
+    if report.n_labeled == 0:
+        st.info("No gold labels yet: nothing to export.")
+    else:
+        do_clean = st.checkbox("Apply the cleaning fixes", value=True, key="dq_export_clean")
+        do_mask = st.checkbox("Mask personal data", value=True, key="dq_export_mask")
+        st.download_button("Download cleaned JSONL",
+                           data=lambda: cleaned_jsonl(store, dataset, clean=do_clean, mask=do_mask),
+                           file_name=f"{dataset}_cleaned.jsonl", mime="application/jsonl", on_click="ignore",
+                           key="dq_export_jsonl", icon=":material/download:")
+with right:
+    st.markdown("**Full report** (JSON)")
+    st.caption("Every finding of every check (as `python -m core quality --out report.json`).")
+    st.download_button("Download the report",
+                       data=lambda: json.dumps(report_to_dict(report), ensure_ascii=False, default=str),
+                       file_name=f"{dataset}_quality.json", mime="application/json", on_click="ignore",
+                       key="dq_export_report", icon=":material/download:")

@@ -1,0 +1,297 @@
+"""Active learning: choose a pool, a strategy and a budget, see the picks with their reason on a map
+of the pool, queue them for review or download them. The work is done by core.active_learning."""
+
+from __future__ import annotations
+
+import uuid
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+
+from core import active_learning as al
+from core.selection import adaptive_pool_factor
+from pages import common
+from pages.common import current_user, get_store, refresh_after_write, require_dataset, show_store_error
+
+MAX_MAP_POINTS = 5000
+POOL_NAMES = {"unlabeled": "Unlabeled (no gold label)", "all": "All samples", "batch": "One batch",
+              "round": "One round"}
+METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "entropy": "entropy"}
+
+st.title("Active learning")
+dataset = require_dataset()
+writer = getattr(common, "can_write", lambda: True)()
+
+
+def remember(key: str, default, options=None):
+    """Give widget ``key`` its remembered value (kept under ``_key`` so it survives page switches)."""
+    value = st.session_state.get(key, st.session_state.get(f"_{key}", default))
+    if options is not None and value not in options:
+        value = default
+    st.session_state[key] = value
+
+
+def keep(*keys: str) -> None:
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[f"_{key}"] = st.session_state[key]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_options(name: str) -> dict:
+    return al.pool_options(get_store(), name)
+
+
+@st.cache_data(ttl=60, show_spinner="Reading the pool…")
+def load_pool(name: str, kind: str, batch, round_, pred_round, excl_reviewed: bool, excl_queued: bool):
+    pool = al.build_pool(get_store(), name, kind=kind, batch=batch, round=round_, pred_round=pred_round,
+                         exclude_reviewed=excl_reviewed, exclude_queued=excl_queued)
+    from core.embeddings import describe_choice
+
+    try:
+        choice = describe_choice(pool.texts)
+    except Exception as exc:  # a broken embeddings install: say so, keep the page
+        choice = f"embedding model unavailable ({type(exc).__name__}: {exc})"
+    return pool, choice
+
+
+@st.cache_data(max_entries=8, show_spinner="Projecting the pool…")
+def project(result_id: str, method: str, _vectors):
+    return al.project_2d(_vectors, method)
+
+
+try:
+    opts = load_options(dataset)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+has_predictions = bool(opts["pred_rounds"])
+
+# -- settings ------------------------------------------------------------------------------------
+left, mid, right = st.columns(3)
+with left:
+    remember("sel_pool", "unlabeled", list(POOL_NAMES))
+    kind = st.selectbox("Pool", list(POOL_NAMES), format_func=POOL_NAMES.get, key="sel_pool",
+                        help="Unlabeled: samples without a gold label (latest review, else a strict majority "
+                             "of annotators; a tie counts as unlabeled).")
+    batch = round_ = None
+    if kind == "batch":
+        if not opts["batches"]:
+            st.info("No sample of this dataset has a batch.")
+            st.stop()
+        remember("sel_batch", opts["batches"][-1], opts["batches"])
+        batch = st.selectbox("Batch", opts["batches"], key="sel_batch")
+    elif kind == "round":
+        if not opts["rounds"]:
+            st.info("No sample of this dataset has a round.")
+            st.stop()
+        remember("sel_round", opts["rounds"][-1], opts["rounds"])
+        round_ = st.selectbox("Round", opts["rounds"], key="sel_round")
+    remember("sel_excl_reviewed", True)
+    excl_reviewed = st.checkbox("Exclude samples already reviewed", key="sel_excl_reviewed")
+    remember("sel_excl_queued", True)
+    excl_queued = st.checkbox("Exclude samples already in the review queue", key="sel_excl_queued",
+                              help="Open or claimed entries, for any reason.")
+
+with mid:
+    strategies = list(al.STRATEGIES)
+    remember("sel_strategy", "margin" if has_predictions else "k_center", strategies)
+
+    def strategy_name(key: str) -> str:
+        name = al.STRATEGIES[key]
+        return name if has_predictions or key not in al.NEEDS_PROBS else f"{name} — needs predictions"
+
+    strategy = st.selectbox("Strategy", strategies, format_func=strategy_name, key="sel_strategy")
+    method, pool_factor, round_index, n_rounds = "margin", 10.0, 0, 10
+    if strategy in ("hybrid", "adaptive_hybrid"):
+        remember("sel_method", "margin", list(METHOD_NAMES))
+        method = st.selectbox("Uncertainty measure", list(METHOD_NAMES), format_func=METHOD_NAMES.get,
+                              key="sel_method")
+    if strategy == "hybrid":
+        remember("sel_pool_factor", 10)
+        pool_factor = float(st.slider("Pool factor", 1, 50, key="sel_pool_factor",
+                                      help="k-center greedy runs among the pool factor × k most uncertain samples."))
+    elif strategy == "adaptive_hybrid":
+        c1, c2 = st.columns(2)
+        remember("sel_n_rounds", 10)
+        n_rounds = int(c2.number_input("Rounds planned", 1, 100, key="sel_n_rounds"))
+        remember("sel_round_index", 1)
+        if st.session_state["sel_round_index"] > n_rounds:
+            st.session_state["sel_round_index"] = n_rounds
+        round_index = int(c1.number_input("This round", 1, n_rounds, key="sel_round_index")) - 1
+        st.caption(f"Round {round_index + 1} of {n_rounds}: k-center among the "
+                   f"{adaptive_pool_factor(round_index, n_rounds):.1f} × k most uncertain "
+                   "(diverse early, pure uncertainty in the last round).")
+
+with right:
+    remember("sel_k", 50)
+    k = int(st.number_input("Budget k", min_value=1, max_value=100_000, step=10, key="sel_k"))
+    pred_round = None
+    if has_predictions:
+        remember("sel_pred_round", opts["pred_rounds"][-1], opts["pred_rounds"])
+        pred_round = st.selectbox("Predictions of round", opts["pred_rounds"], key="sel_pred_round",
+                                  help="Uncertainty is computed from this round's predicted probabilities.")
+    else:
+        st.caption("No model predictions yet.")
+
+keep("sel_pool", "sel_batch", "sel_round", "sel_excl_reviewed", "sel_excl_queued", "sel_strategy", "sel_method",
+     "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_k", "sel_pred_round")
+
+try:
+    pool, choice = load_pool(dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued)
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+
+# -- pool summary and empty states -----------------------------------------------------------------
+needs_probs = strategy in al.NEEDS_PROBS
+needs_emb = strategy in al.NEEDS_EMBEDDINGS
+n_cand = pool.n_candidates(strategy)
+parts = [f"**{pool.n:,}** samples in the pool", f"**{pool.n_candidates():,}** candidates"]
+if pool.excluded_reviewed or pool.excluded_queued:
+    parts[-1] += f" ({pool.excluded_reviewed:,} reviewed and {pool.excluded_queued:,} queued left out)"
+if pool.pred_round is not None:
+    parts.append(f"{pool.n_candidates('margin'):,} with a prediction of round {pool.pred_round}")
+st.markdown(" · ".join(parts))
+if needs_emb:
+    st.caption(f"Embeddings: {choice}. Vectors are cached in the store, so a second run is quick.")
+
+blocked = None
+if needs_probs and not has_predictions:
+    blocked = "info"
+    st.info(f"**{al.STRATEGIES[strategy]}** needs model predictions, and this dataset has none yet. Import "
+            "predictions (a `probs` column with `pred_round`) on the **Import** page, or choose **k-center** "
+            "or **k-means**, which need only the texts.")
+elif pool.n == 0:
+    blocked = "info"
+    st.info("The pool is empty: every sample of this choice has a gold label. Choose another pool "
+            "(e.g. **All samples** or a batch).")
+elif n_cand == 0:
+    blocked = "info"
+    why = ("none has a prediction of this round" if needs_probs and pool.n_candidates()
+           else "all are reviewed or already queued")
+    st.info(f"No candidate left in the pool: {why}. Untick an exclusion or choose another pool.")
+elif k > n_cand:
+    blocked = "warning"
+    what = "samples with a prediction" if needs_probs else "candidate samples"
+    st.warning(f"Budget k = {k:,} is larger than the pool: only {n_cand:,} {what}. Lower k to at most "
+               f"{n_cand:,} or widen the pool.")
+
+map_embed = needs_emb
+if not needs_emb:
+    remember("sel_map_embed", False)
+    map_embed = st.checkbox("Draw the map from text embeddings (embeds the pool; otherwise the map shows the "
+                            "predicted probabilities)", key="sel_map_embed")
+    keep("sel_map_embed")
+
+params = (dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued, strategy, method, pool_factor,
+          round_index, n_rounds, k, map_embed)
+if st.button("Select", type="primary", key="sel_run", disabled=blocked is not None, icon=":material/target:"):
+    vectors = None
+    try:
+        if needs_emb or map_embed:
+            bar = st.progress(0.0, text="Loading the embedding model…")
+            try:
+                vectors = al.embed_pool(pool, store=get_store(), progress=lambda done, total: bar.progress(
+                    min(done / max(total, 1), 1.0), text=f"Embedding {done:,} / {total:,} texts"))
+            finally:
+                bar.empty()
+        with st.spinner("Selecting…"):
+            picks = al.select(pool, strategy, k, vectors, method=method, pool_factor=pool_factor,
+                              round_index=round_index, n_rounds=n_rounds)
+            if vectors is not None:
+                space, rows = vectors, al.map_rows(pool, picks, MAX_MAP_POINTS)
+            else:  # samples without a prediction have no place in the probability space
+                space = pool.probs
+                rows = al.map_rows(pool, picks, MAX_MAP_POINTS, only=pool.frame["has_pred"].to_numpy())
+        st.session_state["sel_result"] = {
+            "id": uuid.uuid4().hex, "params": params, "pool": pool,
+            "picks": picks, "rows": rows, "map_vectors": space[rows],
+            "map_space": "text embeddings" if vectors is not None else "predicted probabilities",
+            "strategy": strategy, "k": k, "choice": choice if vectors is not None else None,
+        }
+    except Exception as exc:
+        show_store_error(exc)
+
+result = st.session_state.get("sel_result")
+if not result or result["params"][0] != dataset:
+    st.stop()
+
+# -- results ---------------------------------------------------------------------------------------
+picks = result["picks"]
+st.subheader(f"{picks.height:,} picks · {al.STRATEGIES[result['strategy']]}")
+if result["params"] != params:
+    st.caption("These picks were made with other settings: press **Select** to update them.")
+st.dataframe(picks.select("rank", "sample_id", "score", "reason", "predicted", "confidence", "sample_text", "batch",
+                          "round"),
+             hide_index=True, width="stretch",
+             column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                            "confidence": st.column_config.NumberColumn(format="%.2f"),
+                            "sample_text": st.column_config.TextColumn("text", width="large")})
+
+c1, c2, c3 = st.columns([2, 1, 1])
+stem = f"{dataset}_{result['strategy']}_k{result['k']}".replace("/", "_").replace(" ", "_")
+if writer:
+    if c1.button(f"Queue the {picks.height:,} picks for review", key="sel_queue", icon=":material/playlist_add:"):
+        try:
+            added = al.queue_picks(get_store(), dataset, picks, current_user(),
+                                   detail={"strategy": result["strategy"], "k": result["k"],
+                                           "pool": result["params"][1]})
+            refresh_after_write()
+            skipped = picks.height - added
+            st.success(f"Queued {added:,} samples for review (reason `{al.QUEUE_REASON}`)"
+                       + (f"; {skipped:,} were already in the queue." if skipped else "."))
+        except Exception as exc:
+            show_store_error(exc)
+c2.download_button("Download CSV", al.picks_csv(picks, result["strategy"]), file_name=f"{stem}.csv",
+                   mime="text/csv", key="sel_dl_csv", icon=":material/download:")
+c3.download_button("Download JSONL", al.picks_jsonl(picks, result["strategy"]), file_name=f"{stem}.jsonl",
+                   mime="application/jsonl", key="sel_dl_jsonl", icon=":material/download:")
+
+# -- the map ---------------------------------------------------------------------------------------
+st.subheader("Map of the pool")
+remember("sel_projection", "pca", ["pca", "tsne"])
+method_2d = st.radio("Projection", ["pca", "tsne"], format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
+                     horizontal=True, key="sel_projection")
+keep("sel_projection")
+try:
+    xy = project(result["id"], method_2d, result["map_vectors"])
+    frame = al.map_frame(result["pool"], picks, xy, result["rows"]).to_pandas()
+except Exception as exc:
+    show_store_error(exc)
+    st.stop()
+labels = sorted(frame["predicted"].unique())
+colors = {lab: qualitative.Plotly[i % len(qualitative.Plotly)] for i, lab in enumerate(labels)}
+colors["(no prediction)"] = "#9e9e9e"
+fig = go.Figure()
+for lab in labels:
+    rest = frame[(frame["predicted"] == lab) & ~frame["picked"]]
+    fig.add_trace(go.Scattergl(x=rest["x"], y=rest["y"], mode="markers", name=lab, legendgroup=lab,
+                               marker=dict(size=6, color=colors[lab], opacity=0.45),
+                               customdata=rest[["sample_id", "text"]],
+                               hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra>" + lab + "</extra>"))
+for lab in labels:
+    hit = frame[(frame["predicted"] == lab) & frame["picked"]]
+    if len(hit):
+        fig.add_trace(go.Scatter(x=hit["x"], y=hit["y"], mode="markers", name=f"{lab} (pick)", legendgroup=lab,
+                                 showlegend=False,
+                                 marker=dict(size=13, color=colors[lab], symbol="star",
+                                             line=dict(width=1.5, color="black")),
+                                 customdata=hit[["sample_id", "text", "rank"]],
+                                 hovertemplate="pick #%{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}"
+                                               "<extra>" + lab + "</extra>"))
+fig.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="predicted label",
+                  title=dict(text="★ = pick", font=dict(size=13)))
+fig.update_xaxes(showticklabels=False, title=None)
+fig.update_yaxes(showticklabels=False, title=None)
+st.plotly_chart(fig, width="stretch", key="sel_map")
+shown = len(frame)
+st.caption(f"{'PCA' if method_2d == 'pca' else 't-SNE'} of the {result['map_space']}"
+           + (f" ({result['choice']})" if result["choice"] else "")
+           + f" · {shown:,} of {result['pool'].n:,} pool samples shown"
+           + (" (a uniform sample, every pick kept)" if shown >= MAX_MAP_POINTS and result["pool"].n > shown
+              else "")
+           + (" (samples without a prediction have no place in this space)"
+              if result["map_space"] == "predicted probabilities" and shown < result["pool"].n else "")
+           + " · colored by predicted label.")
