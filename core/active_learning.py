@@ -50,7 +50,7 @@ __all__ = [
 
 #: Text fields joined (newline, empty ones skipped) into the text that is embedded; the same
 #: fields and order as the drift page, so both share the embedding cache.
-TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
+from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 #: Pool kinds: samples without a gold label, every sample, one batch, one (sample) round.
 POOL_KINDS: tuple[str, ...] = ("unlabeled", "all", "batch", "round")

@@ -38,7 +38,7 @@ PSI_SIGNIFICANT = 0.25
 KS_ALPHA = 0.05
 PSI_FLOOR = 1e-4  # each bin share is floored at this value, without renormalization
 
-TEXT_FIELDS = ("instruction", "input", "output", "text")
+from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 # Column order of drift_report's output.
 REPORT_COLUMNS = (

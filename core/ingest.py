@@ -25,7 +25,7 @@ from core.store import Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
            ".parquet": "parquet", ".pq": "parquet"}
-TEXT_FIELDS = ("instruction", "input", "output", "text")
+from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 PROB_TOLERANCE = 1e-3
 DEFAULT_ANNOTATOR = "default"
 RAW_LIMIT = 2000

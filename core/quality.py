@@ -377,7 +377,8 @@ def near_duplicate_pairs(
     return out.sort(["row_a", "row_b"])
 
 
-def _groups_from_pairs(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+def groups_from_pairs(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (union-find) of index pairs: sorted groups of 2+, by first index."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -405,7 +406,7 @@ def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, **kwarg
     Extra keyword arguments (``num_perm``, ``shingle``, ``seed``) go to :func:`near_duplicate_pairs`.
     """
     pairs = near_duplicate_pairs(texts, threshold=threshold, **kwargs)
-    return _groups_from_pairs(zip(pairs.get_column("row_a").to_list(), pairs.get_column("row_b").to_list()))
+    return groups_from_pairs(zip(pairs.get_column("row_a").to_list(), pairs.get_column("row_b").to_list()))
 
 
 # ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from core.quality import (
     combine_fields,
     completeness_issues,
     find_pii,
+    groups_from_pairs,
     mask_pii,
     near_duplicate_pairs,
     normalize_text,
@@ -93,7 +94,7 @@ __all__ = [
 ]
 
 #: Text fields of a sample, in the order they are joined for the duplicate checks.
-TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
+from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 #: Check name -> title (card and tab order).
 CHECKS: dict[str, str] = {
     "exact_duplicates": "Exact duplicates",
@@ -197,26 +198,6 @@ _NEAR_PAIR_SCHEMA = {"cluster": pl.Int64, "sample_id_a": pl.Utf8, "sample_id_b":
                      "text_a": pl.Utf8, "text_b": pl.Utf8}
 
 
-def _components(pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for x in parent:
-        groups.setdefault(find(x), []).append(x)
-    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-
-
 def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = None,
                           threshold: float = 0.8) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Near-duplicate clusters: ``(members, pairs)``.
@@ -238,7 +219,7 @@ def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = 
     pairs = near_duplicate_pairs(searched, threshold=threshold) if len(texts) > 1 else None
     found = [] if pairs is None else list(zip(pairs["row_a"].to_list(), pairs["row_b"].to_list(),
                                                   pairs["jaccard"].to_list()))
-    clusters = _components([(a, b) for a, b, _ in found])
+    clusters = groups_from_pairs((a, b) for a, b, _ in found)
     cluster_of = {i: c for c, members in enumerate(clusters, start=1) for i in members}
     best: dict[int, float] = {}
     for a, b, j in found:

@@ -35,7 +35,7 @@ CLAIM_TTL_SETTING = "claim_ttl_minutes"
 DEFAULT_CONFIDENCE_THRESHOLD = 0.7
 CONFIDENCE_SETTING = "confidence_threshold"
 QUEUE_STATUSES = ("open", "claimed", "done", "skipped")
-TEXT_FIELDS = ("instruction", "input", "output", "text")
+from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 
 # --------------------------------------------------------------------------------- validation

@@ -42,6 +42,8 @@ DEFAULT_BUSY_TIMEOUT = 15.0
 # another process still gets the lock a fraction of a second after this one goes idle.
 DEFAULT_LINGER = 0.3
 ROLES_THAT_WRITE = frozenset({"lead", "reviewer", "system"})
+#: The text columns of a sample, in the order every module joins them.
+TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
 
 
 class StoreError(Exception):
