@@ -17,7 +17,6 @@ is printed (PASS/FAIL) but does not change the exit status (a busy machine infla
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from page_timing import time_page  # noqa: E402  (bench/ is on the path when run as a script)
 
 DATASET = "bench"
 TARGET_WARM_S = 2.0
@@ -87,30 +88,6 @@ def build_store(db: Path, n_samples: int, categories: int, missing: float) -> No
     store.close()
 
 
-def time_page(db: Path, warm_runs: int) -> tuple[float, list[float], object]:
-    """Cold and warm wall-clock times of AppTest runs of the Agreement page."""
-    os.environ["QUALITY_DB"] = str(db)
-    os.environ["QUALITY_DEMO"] = "0"
-    os.chdir(ROOT)
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
-    at.run()  # the app shell and the default page (not timed)
-    assert not at.exception, at.exception
-    at.switch_page("pages/agreement.py")
-    t0 = time.perf_counter()
-    at.run()
-    cold = time.perf_counter() - t0
-    assert not at.exception, at.exception
-    warm = []
-    for _ in range(warm_runs):
-        t0 = time.perf_counter()
-        at.run()
-        warm.append(time.perf_counter() - t0)
-        assert not at.exception, at.exception
-    return cold, warm, at
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100_000)
@@ -131,7 +108,7 @@ def main() -> int:
         db = folder / f"bench_agreement_{args.samples}x{len(ANNOTATORS)}.duckdb"
         build_store(db, args.samples, args.categories, args.missing)
         try:
-            cold, warm, at = time_page(db, args.warm)
+            cold, warm, at = time_page(db, "pages/agreement.py", args.warm)
         finally:
             from core.store import open_store
 

@@ -13,7 +13,6 @@ one by one. ``--keep DIR`` builds (or reuses) the store in DIR instead of a temp
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from page_timing import time_page  # noqa: E402  (bench/ is on the path when run as a script)
 
 LABELS = [f"intent_{i:02d}" for i in range(10)]
 DATASET = "bench"
@@ -96,30 +97,6 @@ def build_store(db: Path, rounds: int, n_samples: int) -> None:
     store.close()
 
 
-def time_page(db: Path, warm_runs: int) -> tuple[float, list[float], object]:
-    """Cold and warm wall-clock times of AppTest runs of the Iterations page."""
-    os.environ["QUALITY_DB"] = str(db)
-    os.environ["QUALITY_DEMO"] = "0"
-    os.chdir(ROOT)
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
-    at.run()  # the app shell and the default page (not timed)
-    assert not at.exception, at.exception
-    at.switch_page("pages/iterations.py")
-    t0 = time.perf_counter()
-    at.run()
-    cold = time.perf_counter() - t0
-    assert not at.exception, at.exception
-    warm = []
-    for _ in range(warm_runs):
-        t0 = time.perf_counter()
-        at.run()
-        warm.append(time.perf_counter() - t0)
-        assert not at.exception, at.exception
-    return cold, warm, at
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -138,7 +115,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / f"bench_{args.rounds}x{args.samples}.duckdb"
         build_store(db, args.rounds, args.samples)
-        cold, warm, at = time_page(db, args.warm)
+        cold, warm, at = time_page(db, "pages/iterations.py", args.warm)
         cards = {m.label: m.value for m in at.metric}
         print(f"cards: {cards}")
         print(f"cold run of the page (queries + metrics): {cold:6.2f} s")

@@ -21,6 +21,9 @@ from core import selection
 from core.embeddings import describe_choice, embed, resolve_model, text_hash
 from core.metrics import gold_labels
 from core.quality import combine_fields
+# The text fields joined (newline, empty ones skipped) into the text that is embedded: the same
+# fields and order as the drift page, so both share the embedding cache.
+from core.store import TEXT_FIELDS
 
 __all__ = [
     "NEEDS_EMBEDDINGS",
@@ -48,9 +51,6 @@ __all__ = [
     "select",
 ]
 
-#: Text fields joined (newline, empty ones skipped) into the text that is embedded; the same
-#: fields and order as the drift page, so both share the embedding cache.
-from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 #: Pool kinds: samples without a gold label, every sample, one batch, one (sample) round.
 POOL_KINDS: tuple[str, ...] = ("unlabeled", "all", "batch", "round")

@@ -16,6 +16,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.store import TEXT_FIELDS
+
 __all__ = [
     "PSI_MODERATE",
     "PSI_SIGNIFICANT",
@@ -37,8 +39,6 @@ PSI_MODERATE = 0.1
 PSI_SIGNIFICANT = 0.25
 KS_ALPHA = 0.05
 PSI_FLOOR = 1e-4  # each bin share is floored at this value, without renormalization
-
-from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 # Column order of drift_report's output.
 REPORT_COLUMNS = (

@@ -21,11 +21,10 @@ from typing import Any, Callable
 import polars as pl
 
 from core.auth import require_write
-from core.store import Store
+from core.store import TEXT_FIELDS, Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
            ".parquet": "parquet", ".pq": "parquet"}
-from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 PROB_TOLERANCE = 1e-3
 DEFAULT_ANNOTATOR = "default"
 RAW_LIMIT = 2000

@@ -53,16 +53,16 @@ from core.quality import (
     clean_text,
     cleaning_findings,
     combine_fields,
+    exact_duplicates,
     completeness_issues,
     find_pii,
     groups_from_pairs,
     mask_pii,
     near_duplicate_pairs,
-    normalize_text,
     out_of_fold_probs,
     suspected_label_errors,
 )
-from core.store import Store
+from core.store import TEXT_FIELDS, Store
 
 __all__ = [
     "CHECKS",
@@ -93,8 +93,6 @@ __all__ = [
     "write_report_json",
 ]
 
-#: Text fields of a sample, in the order they are joined for the duplicate checks.
-from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 #: Check name -> title (card and tab order).
 CHECKS: dict[str, str] = {
     "exact_duplicates": "Exact duplicates",
@@ -157,15 +155,6 @@ _DUP_SCHEMA = {"group": pl.Int64, "sample_id": pl.Utf8, "group_size": pl.Int64, 
                "identical": pl.Boolean, "similarity": pl.Float64, "text": pl.Utf8}
 
 
-def _exact_groups(texts: list[str]) -> list[list[int]]:
-    groups: dict[str, list[int]] = {}
-    for i, t in enumerate(texts):
-        n = normalize_text(t)
-        if n:
-            groups.setdefault(n, []).append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-
-
 def duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = None) -> pl.DataFrame:
     """Exact-duplicate groups, one row per member sample.
 
@@ -179,7 +168,7 @@ def duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = None)
     texts = _joined(samples, fields)
     ids = _ids(samples)
     rows: dict[str, list] = {k: [] for k in _DUP_SCHEMA}
-    for g, members in enumerate(_exact_groups(texts), start=1):
+    for g, members in enumerate(exact_duplicates(texts), start=1):
         head = texts[members[0]]
         for i in members:
             rows["group"].append(g)
@@ -214,7 +203,7 @@ def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = 
     fields = list(fields) if fields is not None else text_fields(samples)
     texts = _joined(samples, fields)
     ids = _ids(samples)
-    later_copies = {i for g in _exact_groups(texts) for i in g[1:]}
+    later_copies = {i for g in exact_duplicates(texts) for i in g[1:]}
     searched = [None if i in later_copies else t for i, t in enumerate(texts)]
     pairs = near_duplicate_pairs(searched, threshold=threshold) if len(texts) > 1 else None
     found = [] if pairs is None else list(zip(pairs["row_a"].to_list(), pairs["row_b"].to_list(),

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from core.review import QUEUE_REASONS
-from core.store import Store, StoreError
+from core.store import TEXT_FIELDS, Store, StoreError
 
 #: How long a claim lasts before another reviewer may take the entry (seconds).
 CLAIM_TTL = 15 * 60.0
@@ -35,7 +35,6 @@ CLAIM_TTL_SETTING = "claim_ttl_minutes"
 DEFAULT_CONFIDENCE_THRESHOLD = 0.7
 CONFIDENCE_SETTING = "confidence_threshold"
 QUEUE_STATUSES = ("open", "claimed", "done", "skipped")
-from core.store import TEXT_FIELDS  # noqa: E402  (one definition: the schema's text columns)
 
 
 # --------------------------------------------------------------------------------- validation
