@@ -111,10 +111,9 @@ def timed(owner, name):
             w0, c0 = steps.get(name, (0.0, 0.0))
             steps[name] = (w0 + time.perf_counter() - t, c0 + time.process_time() - c)
     setattr(owner, name, wrapper)
-for name in ("read_jsonl_lines", "json_keys", "parse_json_lines", "content_hashes", "existing_samples",
-             "write_import"):
+for name in ("stage_jsonl", "stage_jsonl_lines", "staged_labels", "import_staged"):
     timed(Store, name)
-for name in ("check_file", "read_rows", "infer_labels", "validate", "_raw_json"):
+for name in ("_scan", "infer_labels", "parse_probabilities"):
     timed(ingest, name)
 
 store = open_store(db)  # creating + migrating the store is not part of the import
@@ -166,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print("    stages (wall, from the progress callback):")
         for name, seconds in ours["stages"]:
             print(f"      {name:<18} {seconds:7.2f} s  {100 * seconds / ours['seconds']:5.1f} %")
-        print("    steps (wall / CPU; nested: read_rows holds the three reads, validate holds the hashing):")
+        print("    steps (wall / CPU; _scan is the sha256 pass, stage_jsonl the key pass and the typed read,"
+              " import_staged the SQL validation and write):")
         for name, (wall, cpu) in ours["steps"].items():
             print(f"      {name:<18} {wall:7.2f} s  {cpu:7.2f} s CPU  {100 * wall / ours['seconds']:5.1f} %")
         ratio = ours["seconds"] / bare["seconds"]

@@ -263,6 +263,109 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+# ---------------------------------------------------------------------------------------------
+# Import pipeline helpers (staging table ``_stg`` / view ``_src``, see Store.stage_jsonl)
+# ---------------------------------------------------------------------------------------------
+#: Longest raw record kept in ``import_errors``.
+RAW_LIMIT = 2000
+#: Largest round number (rounds are stored as INTEGER).
+MAX_ROUND = 2**31 - 1
+# Unicode White_Space: what Python's and polars' strip remove; DuckDB's trim() takes the set.
+_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
+    "\u2028\u2029\u202f\u205f\u3000"
+_CONTENT_HASH = ("sha256(concat_ws(chr(31), coalesce({t}instruction, ''), coalesce({t}input, ''), "
+                 "coalesce({t}output, ''), coalesce({t}text, '')))")
+_STAGING_VIEWS = ("_src",)
+_STAGING_TABLES = ("_stg", "_readbad", "_rownum", "_probs", "_k", "_bad", "_dupkeys", "_late", "_firsts",
+                   "_stored", "_err", "_ann", "_pred", "_lines", "_values")
+
+
+def _empty_bad() -> pl.DataFrame:
+    return pl.DataFrame(schema={"__row": pl.Int64, "reason": pl.Utf8, "raw": pl.Utf8})
+
+
+def _strip(expr: str) -> str:
+    """SQL that strips Unicode white space from both ends of a text expression (NULL stays NULL).
+
+    ``trim`` with a character set costs ~10x a plain read, so it runs only on values whose
+    first or last character is white space (rare); ``''[1]`` is ``''``, which takes the trim.
+    """
+    return (f"CASE WHEN contains('{_WHITESPACE}', ({expr})[1]) OR contains('{_WHITESPACE}', ({expr})[-1]) "
+            f"THEN trim({expr}, '{_WHITESPACE}') ELSE {expr} END")
+
+
+@dataclass
+class StagedFile:
+    """A file read into the staging table: its source column names (staged as c0, c1...),
+    their DuckDB types, the number of rows read, and the records the reader could not parse
+    (``__row, reason, raw``). ``fast`` tells whether a JSON-lines file took the one-read path."""
+
+    columns: list[str]
+    types: list[str]
+    rows: int
+    bad: pl.DataFrame
+    fast: bool = True
+
+
+def _text(staged: StagedFile, i: int) -> str:
+    """Staged column ``i`` as text: lists, structs and maps as JSON, other types cast."""
+    col, kind = f"c{i}", staged.types[i]
+    if kind == "VARCHAR":
+        return col
+    if kind.endswith("]") or kind.startswith(("STRUCT", "MAP", "UNION")):
+        return f"CAST(to_json({col}) AS VARCHAR)"
+    return f"CAST({col} AS VARCHAR)"
+
+
+@dataclass
+class ImportPlan:
+    """How staged columns feed the store, for :meth:`Store.import_staged`.
+
+    ``fields`` maps target fields (``id``, ``instruction``, ``label``, ``round``... as in
+    :class:`core.ingest.ColumnMapping`) to a staged column index; ``wide`` lists
+    ``(annotator, index)`` of wide label columns; ``meta`` the indexes kept as the sample's
+    JSON metadata; ``has_probs`` says that :meth:`Store.stage_probabilities` was called.
+    """
+
+    fields: dict[str, int | None]
+    labels: list[str]
+    wide: list[tuple[str, int]] = field(default_factory=list)
+    meta: list[int] = field(default_factory=list)
+    has_probs: bool = False
+    pred_round: int | None = None
+    model: str | None = None
+    default_annotator: str = "default"
+
+    @property
+    def key_annotator(self) -> bool:
+        return self.fields.get("annotator") is not None
+
+    @property
+    def key_pred_round(self) -> bool:
+        return self.fields.get("pred_round") is not None
+
+
+class _Params:
+    """Named query parameters collected while a statement is built: ``p(value)`` gives ``$vNNNN``.
+
+    Values only ever reach SQL through here; :meth:`bind` picks the ones a statement uses.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> str:
+        name = f"v{len(self.values):04d}"
+        self.values[name] = value
+        return "$" + name
+
+    def bind(self, sql: str) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if f"${k}" in sql}
+
+    def execute(self, cur: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+        return cur.execute(sql, self.bind(sql))
+
+
 @dataclass
 class DatasetInfo:
     """One dataset: its name, ordered label set and settings (e.g. ``confidence_threshold``)."""
@@ -519,20 +622,78 @@ class Store:
              sample_id, sample_id, int(limit)],
         )
 
-    # -- reading files (DuckDB's readers) -----------------------------------------------------
-    def read_jsonl(self, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Read a JSON-lines file into ``(rows, bad)`` without failing on a malformed line.
+    # -- reading files into the staging table (DuckDB's readers) -------------------------------
+    #
+    # An import reads its file once into the connection-local temp table ``_stg`` whose columns
+    # are named c0..cN (the source names travel beside it in :class:`StagedFile`, and reach SQL
+    # only as parameters), exposed with the 1-based row number as the view ``_src(__row, c0..)``.
+    # Validation and the write then run as SQL over that view, so a million-row file never
+    # leaves DuckDB. Every method below runs on the calling thread's cursor: call them inside
+    # ``with store.staging():`` so that the temp tables live until the import is written.
 
-        ``rows`` has ``__row`` (the 1-based line number) plus one Utf8 column per top-level key
-        found in any line (sorted; nested values as JSON text, JSON null as null); ``bad`` has
-        ``__row, reason, raw`` for lines that are not a JSON object. Blank lines are skipped.
-        Lines are read as raw text with the record-separator byte 0x1E as a "delimiter" (it
-        cannot occur unescaped in valid JSON), so row numbers are exact line numbers; keys go
-        to DuckDB as JSON-pointer parameters, never spliced into SQL.
+    @contextmanager
+    def staging(self) -> Iterator[None]:
+        """Hold this thread's cursor (and so its temp tables) for one import; drop them after."""
+        with self.cursor() as cur:
+            try:
+                yield
+            finally:
+                self._drop_staging(cur)
+
+    def _drop_staging(self, cur: duckdb.DuckDBPyConnection) -> None:
+        for name in _STAGING_VIEWS:
+            cur.execute(f"DROP VIEW IF EXISTS {name}")
+        for name in _STAGING_TABLES:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def stage_jsonl(self, path: str) -> StagedFile | None:
+        """Stage a clean JSON-lines file in two fast passes; ``None`` if the file is not clean.
+
+        Clean means: every line one JSON object, no byte-order mark, valid UTF-8, keys distinct
+        even ignoring case. The first pass collects every top-level key of every line (DuckDB's
+        own detection samples only the first lines), the second reads all of them as text.
+        Blank lines are skipped by DuckDB, so the caller compares ``rows`` with the file's line
+        count before trusting that row numbers are line numbers. A file that is not clean goes
+        to :meth:`stage_jsonl_lines`, which names each bad line.
         """
         with self.cursor() as cur:
+            self._drop_staging(cur)
+            try:
+                # A non-object line yields a NULL key: not clean.
+                keys = [r[0] for r in cur.execute(
+                    """SELECT DISTINCT unnest(CASE WHEN starts_with(ltrim(json::VARCHAR), '{')
+                                              THEN json_keys(json) ELSE [NULL] END)
+                       FROM read_ndjson_objects(?)""", [path]).fetchall()]
+                if not keys or any(k is None for k in keys):
+                    return None
+                keys.sort()
+                names = ", ".join(f"c{i}" for i in range(len(keys)))
+                cur.execute(
+                    f"""CREATE TEMP TABLE _stg ({names}) AS
+                        SELECT * FROM read_json(?, format = 'newline_delimited', records = true,
+                                                columns = ?, maximum_object_size = 268435456)""",
+                    [path, {k: "VARCHAR" for k in keys}])
+            except duckdb.Error:  # malformed line, invalid UTF-8, BOM, duplicate or case-clashing keys
+                self._drop_staging(cur)
+                return None
+            rows = _first(cur.execute("SELECT count(*) FROM _stg"))[0]
+            cur.execute(f"CREATE TEMP VIEW _src AS SELECT CAST(rowid + 1 AS BIGINT) AS __row, {names} FROM _stg")
+            cur.execute("CREATE TEMP TABLE _readbad (__row BIGINT, reason VARCHAR, raw VARCHAR)")
+        return StagedFile(keys, ["VARCHAR"] * len(keys), rows, _empty_bad(), fast=True)
+
+    def stage_jsonl_lines(self, path: str) -> StagedFile:
+        """Read a JSON-lines file line by line, so that no malformed line fails the file.
+
+        Staged columns are every top-level key found in any line (sorted; nested values as
+        JSON text, JSON null as null); ``bad`` has ``__row, reason, raw`` for lines that are
+        not a JSON object. Blank lines are skipped. Lines are read as raw text with the
+        record-separator byte 0x1E as a "delimiter" (it cannot occur unescaped in valid JSON),
+        so row numbers are exact line numbers; keys go to DuckDB as JSON-pointer parameters.
+        """
+        with self.cursor() as cur:
+            self._drop_staging(cur)
             cur.execute(
-                """CREATE OR REPLACE TEMP TABLE _jsonl_lines AS
+                """CREATE TEMP TABLE _lines AS
                    SELECT CAST(row_number() OVER () AS BIGINT) AS __row,
                           -- a UTF-8 byte-order mark is not part of the first record
                           ltrim(line, chr(65279)) AS line
@@ -542,61 +703,70 @@ class Store:
                                  max_line_size = 268435456)""",
                 [path],
             )
-            try:
-                keys = sorted(r[0] for r in cur.execute(
-                    """SELECT DISTINCT unnest(try(json_keys(line))) FROM _jsonl_lines
-                       WHERE left(ltrim(line), 1) = '{'"""
-                ).fetchall())
-                pointers = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
-                cur.execute(
-                    """CREATE OR REPLACE TEMP TABLE _jsonl_values AS
-                       SELECT __row, try(json_extract_string(line, ?::VARCHAR[])) AS v FROM _jsonl_lines
-                       WHERE left(ltrim(line), 1) = '{'""",
-                    [pointers],
-                )
-                columns = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(keys)))
-                values = _frame(cur, f"SELECT __row{', ' + columns if columns else ''} FROM _jsonl_values "
-                                     "WHERE v IS NOT NULL ORDER BY __row")
-                bad = _frame(cur,
-                    """SELECT l.__row,
-                              CASE WHEN NOT json_valid(l.line) THEN 'malformed JSON'
-                                   ELSE 'not a JSON object (found ' || lower(json_type(l.line)) || ')' END
-                                   AS reason,
-                              l.line AS raw
-                       FROM _jsonl_lines l ANTI JOIN (SELECT __row FROM _jsonl_values WHERE v IS NOT NULL) g
-                            ON g.__row = l.__row
-                       WHERE l.line IS NOT NULL AND trim(l.line, ' \t\r\n') <> ''
-                       ORDER BY l.__row""")
-            finally:
-                cur.execute("DROP TABLE IF EXISTS _jsonl_values")
-                cur.execute("DROP TABLE IF EXISTS _jsonl_lines")
-        rows = values.rename({f"c{i}": k for i, k in enumerate(keys)})
-        return rows, bad
+            keys = sorted(r[0] for r in cur.execute(
+                """SELECT DISTINCT unnest(try(json_keys(line))) FROM _lines
+                   WHERE left(ltrim(line), 1) = '{'"""
+            ).fetchall())
+            pointers = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
+            cur.execute(
+                """CREATE TEMP TABLE _values AS
+                   SELECT __row, try(json_extract_string(line, ?::VARCHAR[])) AS v FROM _lines
+                   WHERE left(ltrim(line), 1) = '{'""",
+                [pointers],
+            )
+            cur.execute("DELETE FROM _values WHERE v IS NULL")
+            names = ", ".join(f"c{i}" for i in range(len(keys)))
+            values = ", ".join(f"v[{i + 1}]" for i in range(len(keys)))
+            cur.execute(f"CREATE TEMP TABLE _stg (__row{', ' + names if keys else ''}) AS "
+                        f"SELECT __row{', ' + values if keys else ''} FROM _values ORDER BY __row")
+            cur.execute("CREATE TEMP VIEW _src AS SELECT * FROM _stg")
+            cur.execute(
+                """CREATE TEMP TABLE _readbad AS
+                   SELECT l.__row,
+                          CASE WHEN NOT json_valid(l.line) THEN 'malformed JSON'
+                               ELSE 'not a JSON object (found ' || lower(json_type(l.line)) || ')' END
+                               AS reason,
+                          l.line AS raw
+                   FROM _lines l ANTI JOIN _values g ON g.__row = l.__row
+                   WHERE l.line IS NOT NULL AND trim(l.line, ' \t\r\n') <> ''
+                   ORDER BY l.__row""")
+            cur.execute("DROP TABLE _values")
+            cur.execute("DROP TABLE _lines")
+            rows = _first(cur.execute("SELECT count(*) FROM _stg"))[0]
+            bad = _frame(cur, "SELECT * FROM _readbad ORDER BY __row")
+        return StagedFile(keys, ["VARCHAR"] * len(keys), rows, bad, fast=False)
 
-    def read_csv_rows(self, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Read a CSV file (header row; ``,`` ``;`` ``|`` or tab) with every column as text.
+    def stage_csv(self, path: str) -> StagedFile:
+        """A CSV file (header row; ``,`` ``;`` ``|`` or tab) with every column as text.
 
-        Returns ``(rows, rejected)``: ``rows`` has ``__row`` (1-based data row, blank lines not
-        counted) plus the file's columns; ``rejected`` has ``__row, reason, raw`` for records
-        DuckDB could not parse (wrong number of fields, unterminated quote...). The header is
-        read by Python's csv module and handed to DuckDB as the column list (a parameter), so a
-        malformed record cannot fool the dialect sniffer into reading the file as one column.
+        Rows are numbered as data rows (header and blank lines not counted); records DuckDB
+        cannot parse (wrong number of fields, unterminated quote...) go to ``bad``. The header
+        is read by Python's csv module and handed to DuckDB as the column list (a parameter), so
+        a malformed record cannot fool the dialect sniffer into reading the file as one column.
         """
         header, delimiter, blank_lines = _csv_layout(path)
         with self.cursor() as cur:
-            # Reject tables accumulate per connection: start from empty ones for this file.
-            cur.execute("DROP TABLE IF EXISTS reject_errors")
-            cur.execute("DROP TABLE IF EXISTS reject_scans")
-            rel = _frame(cur,
-                """SELECT * FROM read_csv(?, header = true, auto_detect = false, columns = ?, delim = ?,
-                                          quote = '"', escape = '"', store_rejects = true,
-                                          max_line_size = 268435456)""",
-                [path, {name: "VARCHAR" for name in header}, delimiter])
-            rejected = _frame(cur,
-                """SELECT CAST(line AS BIGINT) AS line,
-                          lower(error_type) || ': ' || error_message AS reason, csv_line AS raw
-                   FROM reject_errors WHERE scan_id = (SELECT max(scan_id) FROM reject_scans)
-                   ORDER BY line""")
+            self._drop_staging(cur)
+            return self._stage_csv(cur, path, header, delimiter, blank_lines)
+
+    def _stage_csv(self, cur: duckdb.DuckDBPyConnection, path: str, header: list[str], delimiter: str,
+                   blank_lines: list[int]) -> StagedFile:
+        # Reject tables accumulate per connection: start from empty ones for this file.
+        cur.execute("DROP TABLE IF EXISTS reject_errors")
+        cur.execute("DROP TABLE IF EXISTS reject_scans")
+        names = ", ".join(f"c{i}" for i in range(len(header)))
+        cur.execute(
+            f"""CREATE TEMP TABLE _stg ({names}) AS
+                SELECT * FROM read_csv(?, header = true, auto_detect = false, columns = ?, delim = ?,
+                                       quote = '"', escape = '"', store_rejects = true,
+                                       max_line_size = 268435456)""",
+            [path, {name: "VARCHAR" for name in header}, delimiter])
+        rejected = _frame(cur,
+            """SELECT CAST(line AS BIGINT) AS line,
+                      lower(error_type) || ': ' || error_message AS reason, csv_line AS raw
+               FROM reject_errors WHERE scan_id = (SELECT max(scan_id) FROM reject_scans)
+               ORDER BY line""")
+        rows = _first(cur.execute("SELECT count(*) FROM _stg"))[0]
         # DuckDB numbers rejects by physical line; turn them into data-row numbers (header and
         # blank lines not counted), then give each accepted row the numbers left over (exact
         # when no quoted field spans several lines).
@@ -604,27 +774,305 @@ class Store:
         bad_rows = lines - 1 - np.searchsorted(np.asarray(blank_lines, dtype=np.int64), lines)
         rejected = rejected.with_columns(pl.Series("__row", bad_rows, dtype=pl.Int64)).select(
             "__row", "reason", "raw").unique("__row", keep="first", maintain_order=True)
-        bad = rejected["__row"].to_numpy()
-        numbers = np.setdiff1d(np.arange(1, rel.height + len(bad) + 1), bad)[: rel.height]
-        return rel.insert_column(0, pl.Series("__row", numbers, dtype=pl.Int64)), rejected
+        cur.register("_rejected", rejected.to_arrow())
+        cur.execute("CREATE TEMP TABLE _readbad AS SELECT * FROM _rejected")
+        cur.unregister("_rejected")
+        if rejected.height == 0:
+            cur.execute(f"CREATE TEMP VIEW _src AS SELECT CAST(rowid + 1 AS BIGINT) AS __row, {names} FROM _stg")
+        else:
+            bad = rejected["__row"].to_numpy()
+            numbers = np.setdiff1d(np.arange(1, rows + len(bad) + 1), bad)[:rows]
+            cur.register("_numbers", pl.DataFrame({"i": np.arange(rows, dtype=np.int64),
+                                                   "__row": numbers.astype(np.int64)}).to_arrow())
+            cur.execute("CREATE TEMP TABLE _rownum AS SELECT * FROM _numbers")
+            cur.unregister("_numbers")
+            cur.execute(f"CREATE TEMP VIEW _src AS SELECT n.__row, {names} FROM _stg s "
+                        "JOIN _rownum n ON n.i = s.rowid")
+        return StagedFile(header, ["VARCHAR"] * len(header), rows, rejected, fast=True)
 
-    def read_parquet_rows(self, path: str) -> pl.DataFrame:
-        """Read a Parquet file; adds ``__row`` (1-based row number) as the first column."""
+    def stage_parquet(self, path: str) -> StagedFile:
+        """Stage a Parquet file with its own column types; rows numbered from 1 in file order."""
         with self.cursor() as cur:
-            df = _frame(cur, 
-                "SELECT * FROM read_parquet(?, file_row_number = true)", [path]
-            )
-        row = (df["file_row_number"] + 1).cast(pl.Int64).alias("__row")
-        return df.drop("file_row_number").insert_column(0, row)
+            self._drop_staging(cur)
+            return self._stage_parquet(cur, path)
 
-    # -- import write (one transaction) -------------------------------------------------------
-    def find_import(self, dataset: str, file_sha256: str) -> dict[str, Any] | None:
-        """An earlier import of a file with this content into ``dataset``, if any."""
-        df = self.query_df(
-            "SELECT * FROM imports WHERE dataset = ? AND file_sha256 = ? ORDER BY import_id LIMIT 1",
-            [dataset, file_sha256],
-        )
-        return df.row(0, named=True) if df.height else None
+    def _stage_parquet(self, cur: duckdb.DuckDBPyConnection, path: str) -> StagedFile:
+        described = cur.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()
+        columns = [r[0] for r in described]
+        types = [str(r[1]) for r in described]
+        names = ", ".join(f"c{i}" for i in range(len(columns)))
+        cur.execute(f"CREATE TEMP TABLE _stg ({names}{', ' if columns else ''}__file_row) AS "
+                    "SELECT * FROM read_parquet(?, file_row_number = true)", [path])
+        cur.execute(f"CREATE TEMP VIEW _src AS SELECT CAST(__file_row + 1 AS BIGINT) AS __row"
+                    f"{', ' + names if columns else ''} FROM _stg")
+        cur.execute("CREATE TEMP TABLE _readbad (__row BIGINT, reason VARCHAR, raw VARCHAR)")
+        rows = _first(cur.execute("SELECT count(*) FROM _stg"))[0]
+        return StagedFile(columns, types, rows, _empty_bad(), fast=True)
+
+    def staged_rows(self, staged: StagedFile, limit: int | None = None) -> pl.DataFrame:
+        """The staged rows as a polars frame: ``__row`` plus the source columns (for previews)."""
+        cols = ", ".join(f"c{i}" for i in range(len(staged.columns)))
+        with self.cursor() as cur:
+            df = _frame(cur, f"SELECT __row{', ' + cols if cols else ''} FROM _src ORDER BY __row LIMIT ?",
+                        [limit if limit is not None else staged.rows])
+        return df.rename({f"c{i}": name for i, name in enumerate(staged.columns)})
+
+    def staged_labels(self, staged: StagedFile, columns: Sequence[int]) -> set[str]:
+        """The distinct non-empty stripped values of the given staged columns."""
+        if not columns:
+            return set()
+        union = " UNION ".join(f"SELECT {_strip(_text(staged, i))} AS v FROM _src" for i in columns)
+        with self.cursor() as cur:
+            return {r[0] for r in cur.execute(f"SELECT DISTINCT v FROM ({union}) WHERE v <> ''").fetchall()}
+
+    def staged_values(self, staged: StagedFile, columns: Sequence[int], limit: int | None = None) -> pl.DataFrame:
+        """``__row`` plus the given staged columns (native types, named c<i>), for the rows
+        where at least one of them is present (not null, not an empty string)."""
+        present = " OR ".join(f"({_strip(_text(staged, i))} <> '')" for i in columns)
+        cols = ", ".join(f"c{i}" for i in columns)
+        with self.cursor() as cur:
+            return _frame(cur, f"SELECT __row, {cols} FROM _src WHERE {present} ORDER BY __row"
+                               f"{' LIMIT ?' if limit is not None else ''}",
+                          [limit] if limit is not None else [])
+
+    def stage_probabilities(self, probs: pl.DataFrame) -> None:
+        """Keep parsed probabilities ``__row, probs (list of float), err`` for the validation."""
+        with self.cursor() as cur:
+            cur.register("_probs_in", probs.select(
+                pl.col("__row").cast(pl.Int64), pl.col("probs").cast(pl.List(pl.Float64)),
+                pl.col("err").cast(pl.Utf8)).to_arrow())
+            cur.execute("CREATE OR REPLACE TEMP TABLE _probs AS SELECT * FROM _probs_in")
+            cur.unregister("_probs_in")
+
+    # -- import: validation and write as SQL over the staged rows (one transaction) ------------
+    def import_staged(self, staged: StagedFile, plan: ImportPlan, *, dataset: str, file: str,
+                      file_sha256: str, fmt: str, actor: str) -> tuple[dict[str, int], pl.DataFrame]:
+        """Validate the staged rows against ``plan`` and write the valid ones, in one transaction.
+
+        A row with any problem is rejected whole (its sample, annotations and prediction), with
+        the first problem as its reason, in this order: its own fields (missing id, round,
+        confidence, labels, probabilities), a repeated key within the file (sample id, plus the
+        annotator in long form and the prediction round when mapped), text that differs from the
+        first row of the same id, text that differs from the stored sample, or no text for an id
+        that is neither in the file nor stored. Returns the counts written and the errors
+        (``__row, reason, raw``, read errors included, by row).
+        """
+        _require_write(actor)
+        p = _Params()
+        d = p(dataset)
+        # Rows still in the running: parsed fields (_k) minus rejected rows (_bad).
+        ok = "(SELECT k.* FROM _k k ANTI JOIN _bad b ON b.__row = k.__row)"
+        with self.transaction() as cur:
+            # 1. each row's own fields, parsed once into _k (ids, labels and numbers stripped,
+            # text reduced to a hash) with the row's first problem. No WHERE on this statement:
+            # a filter would be pushed into the projection and re-parse each field per test.
+            p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _k AS
+                            SELECT *, {self._error_sql(staged, plan, p)} AS reason
+                            FROM ({self._rows_sql(staged, plan, p)}) w""")
+            cur.execute("CREATE OR REPLACE TEMP TABLE _bad AS SELECT __row, reason FROM _k WHERE reason IS NOT NULL")
+            # 2. a key repeated within the file: the first row wins. Candidates are found by
+            # grouping a 64-bit hash of the key (several times faster than grouping the strings);
+            # the exact grouping then runs on those few rows only.
+            key = ["sample_id"] + (["annotator"] if plan.key_annotator else []) + \
+                  (["pred_round_raw"] if plan.key_pred_round else [])
+            hashed = f"hash({', '.join(key)})"
+            p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _dupkeys AS
+                            SELECT {', '.join(key)}, min(__row) AS first_row FROM {ok} o
+                            WHERE {hashed} IN (SELECT {hashed} FROM {ok} o GROUP BY 1 HAVING count(*) > 1)
+                            GROUP BY ALL HAVING count(*) > 1""")
+            if _first(cur.execute("SELECT count(*) FROM _dupkeys"))[0]:
+                on = " AND ".join(f"o.{k} IS NOT DISTINCT FROM k.{k}" for k in key)
+                p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _late AS
+                                SELECT o.__row, 'duplicate id ''' || o.sample_id || ''' (first at row '
+                                       || k.first_row || ')' AS reason
+                                FROM {ok} o JOIN _dupkeys k ON {on} WHERE o.__row <> k.first_row""")
+                cur.execute("INSERT INTO _bad SELECT __row, reason FROM _late")
+            # 3. the first row with text of each id gives the sample; later rows must agree
+            p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _firsts AS
+                            SELECT sample_id, min(__row) AS first_row, arg_min(h, __row) AS h0,
+                                   min(h) <> max(h) AS conflict
+                            FROM {ok} o WHERE has_text GROUP BY sample_id""")
+            has_stored = _first(cur.execute("SELECT count(*) FROM (SELECT 1 FROM samples WHERE dataset = ? LIMIT 1)",
+                                            [dataset]))[0]
+            if has_stored:
+                p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _stored AS
+                                SELECT s.sample_id, s.content_hash FROM samples s
+                                SEMI JOIN {ok} o ON o.sample_id = s.sample_id WHERE s.dataset = {d}""")
+            else:
+                cur.execute("CREATE OR REPLACE TEMP TABLE _stored (sample_id VARCHAR, content_hash VARCHAR)")
+            late = []
+            if _first(cur.execute("SELECT count(*) FROM _firsts WHERE conflict"))[0]:
+                late.append(f"""SELECT o.__row, 1 AS prio, 'text differs from row ' || f.first_row
+                                       || ' with the same id ''' || o.sample_id || '''' AS reason
+                                FROM {ok} o JOIN _firsts f ON f.sample_id = o.sample_id
+                                WHERE f.conflict AND o.has_text AND o.__row <> f.first_row AND o.h <> f.h0""")
+            if has_stored:
+                late.append(f"""SELECT o.__row, 2 AS prio, 'sample ''' || o.sample_id
+                                       || ''' is already stored with different text; not overwritten' AS reason
+                                FROM {ok} o JOIN _stored st ON st.sample_id = o.sample_id
+                                     JOIN ({self._bodies_sql(staged, plan)}) b ON b.__row = o.__row
+                                WHERE o.has_text AND {_CONTENT_HASH.format(t='b.')} <> st.content_hash""")
+            late.append(f"""SELECT o.__row, 3 AS prio, 'unknown sample id ''' || o.sample_id
+                                   || ''': the row has no text and the id is not stored' AS reason
+                            FROM {ok} o ANTI JOIN _stored s ON s.sample_id = o.sample_id
+                                        ANTI JOIN _firsts f ON f.sample_id = o.sample_id
+                            WHERE NOT o.has_text""")
+            p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _late AS
+                            SELECT __row, arg_min(reason, prio) AS reason
+                            FROM ({' UNION ALL '.join(late)}) GROUP BY __row""")
+            cur.execute("INSERT INTO _bad SELECT __row, reason FROM _late")
+
+            # 4. what lands
+            good = ok  # _bad now holds every rejected row
+            samples = f"""SELECT o.sample_id, b.instruction, b.input, b.output, b.text, o.batch,
+                                 CAST(o.round_f AS INTEGER) AS round, b.meta
+                          FROM {good} o SEMI JOIN _firsts f ON f.first_row = o.__row
+                          JOIN ({self._bodies_sql(staged, plan, self._meta_sql(staged, plan, p))}) b
+                            ON b.__row = o.__row"""
+            parts = []
+            if plan.fields.get("label") is not None:
+                parts.append(f"""SELECT sample_id, coalesce(annotator, {p(plan.default_annotator)}) AS annotator,
+                                        label, confidence, 0 AS part, __row FROM {good} o WHERE label <> ''""")
+            for k, (annotator, _) in enumerate(plan.wide):
+                parts.append(f"""SELECT sample_id, {p(annotator)} AS annotator, {_strip(f'w{k}')} AS label,
+                                        NULL::DOUBLE AS confidence, {k + 1} AS part, __row
+                                 FROM {good} o WHERE {_strip(f'w{k}')} <> ''""")
+            annotations = None
+            if parts:
+                annotations = f"SELECT * FROM ({' UNION ALL '.join(parts)})"
+                if len(parts) > 1 or plan.key_pred_round:  # otherwise the row key made them unique
+                    annotations += " QUALIFY row_number() OVER (PARTITION BY sample_id, annotator ORDER BY part, __row) = 1"
+                annotations = f"SELECT sample_id, annotator, label, confidence FROM ({annotations})"
+            predictions = None
+            if plan.fields.get("prediction") is not None or plan.has_probs:
+                labels = p(plan.labels)
+                predictions = f"""
+                    SELECT sample_id, round, model, predicted, confidence, probs FROM (
+                        SELECT sample_id, __row,
+                               CAST(coalesce(pred_round_f, {p(plan.pred_round)}::DOUBLE, round_f, 0) AS INTEGER) AS round,
+                               coalesce(model, {p(plan.model)}::VARCHAR) AS model, predicted,
+                               coalesce(pred_conf, probs[list_position({labels}::VARCHAR[], predicted)]) AS confidence,
+                               probs
+                        FROM (SELECT o.* REPLACE (
+                                  CASE WHEN predicted <> '' THEN predicted
+                                       -- argmax of the probabilities; a tie goes to the first label
+                                       ELSE ({labels}::VARCHAR[])[list_position(probs, list_max(probs))] END
+                                  AS predicted)
+                              FROM {good} o WHERE predicted <> '' OR probs IS NOT NULL))
+                    QUALIFY row_number() OVER (PARTITION BY sample_id, round ORDER BY __row) = 1"""
+            raw = self._raw_sql(staged, p)
+            errors = f"""SELECT b.__row, b.reason, left({raw}, {RAW_LIMIT}) AS raw
+                         FROM _bad b JOIN _src s ON s.__row = b.__row
+                         UNION ALL SELECT __row, reason, left(raw, {RAW_LIMIT}) FROM _readbad"""
+            p.execute(cur, f"CREATE OR REPLACE TEMP TABLE _err AS {errors}")
+            counts = self._write_import_rows(
+                cur, dataset=dataset, labels=plan.labels, file=file, file_sha256=file_sha256, fmt=fmt,
+                rows_total=staged.rows + staged.bad.height, samples=samples, annotations=annotations,
+                predictions=predictions, errors="SELECT * FROM _err", params=p, actor=actor)
+            error_frame = _frame(cur, "SELECT __row, reason, raw FROM _err ORDER BY __row")
+        return counts, error_frame
+
+    def _rows_sql(self, staged: StagedFile, plan: ImportPlan, p: _Params) -> str:
+        """One row per staged row with the mapped fields as text (ids, labels and numbers stripped)."""
+        f = plan.fields
+
+        def txt(name: str) -> str:
+            i = f.get(name)
+            return "NULL::VARCHAR" if i is None else _text(staged, i)
+
+        def stripped(name: str) -> str:
+            return _strip(txt(name))
+
+        def number(name: str) -> str:
+            return f"TRY_CAST({stripped(name)} AS DOUBLE)"
+
+        cols = [
+            "s.__row AS __row", f"{stripped('id')} AS sample_id",
+            f"hash({', '.join(txt(t) for t in TEXT_FIELDS)}) AS h",
+            f"{txt('batch')} AS batch",
+            f"{stripped('round')} AS round_raw", f"{number('round')} AS round_f",
+            f"{stripped('pred_round')} AS pred_round_raw", f"{number('pred_round')} AS pred_round_f",
+            f"{stripped('label')} AS label", f"{stripped('annotator')} AS annotator",
+            f"{stripped('confidence')} AS confidence_raw", f"{number('confidence')} AS confidence",
+            f"{stripped('prediction')} AS predicted", f"{number('pred_confidence')} AS pred_conf",
+            f"{txt('model')} AS model",
+            *[f"{_text(staged, i)} AS w{k}" for k, (_, i) in enumerate(plan.wide)],
+            "(" + " OR ".join(f"{txt(t)} IS NOT NULL" for t in TEXT_FIELDS) + ") AS has_text",
+        ]
+        if plan.has_probs:
+            cols += ["pr.probs AS probs", "pr.err AS prob_err"]
+            source = "_src s LEFT JOIN _probs pr ON pr.__row = s.__row"
+        else:
+            cols += ["NULL::DOUBLE[] AS probs", "NULL::VARCHAR AS prob_err"]
+            source = "_src s"
+        return f"SELECT {', '.join(cols)} FROM {source}"
+
+    def _bodies_sql(self, staged: StagedFile, plan: ImportPlan, meta: str | None = None) -> str:
+        """``__row`` and the text fields of each staged row (plus ``meta`` when given)."""
+        cols = ["s.__row AS __row"]
+        for t in TEXT_FIELDS:
+            i = plan.fields.get(t)
+            cols.append(f"{'NULL::VARCHAR' if i is None else _text(staged, i)} AS {t}")
+        if meta is not None:
+            cols.append(f"{meta} AS meta")
+        return f"SELECT {', '.join(cols)} FROM _src s"
+
+    def _error_sql(self, staged: StagedFile, plan: ImportPlan, p: _Params) -> str:
+        """The first problem of a row's own fields, or NULL (a CASE over :meth:`_rows_sql`)."""
+        labels = f"{p(plan.labels)}::VARCHAR[]"
+        whens = ["WHEN sample_id IS NULL OR sample_id = '' THEN 'missing id'"]
+        for raw, value, what in (("round_raw", "round_f", "round"),
+                                 ("pred_round_raw", "pred_round_f", "prediction round")):
+            whens += [
+                f"""WHEN {raw} <> '' AND ({value} IS NULL OR isnan({value}) OR isinf({value})
+                                        OR {value} <> round({value}))
+                    THEN '{what} ' || {raw} || ' is not a whole number'""",
+                f"""WHEN {raw} <> '' AND NOT ({value} BETWEEN 0 AND {MAX_ROUND})
+                    THEN '{what} ' || {raw} || ' is out of range (0 to {MAX_ROUND})'""",
+            ]
+        whens += [
+            """WHEN confidence_raw <> '' AND (confidence IS NULL OR isnan(confidence) OR confidence < 0
+                                            OR confidence > 1)
+               THEN 'confidence ' || confidence_raw || ' is not a number in [0, 1]'""",
+            f"""WHEN label <> '' AND NOT list_contains({labels}, label)
+                THEN 'label ''' || label || ''' is not in the label set'""",
+            f"""WHEN predicted <> '' AND NOT list_contains({labels}, predicted)
+                THEN 'predicted label ''' || predicted || ''' is not in the label set'""",
+        ]
+        for k, (annotator, _) in enumerate(plan.wide):
+            whens.append(f"""WHEN {_strip(f'w{k}')} <> '' AND NOT list_contains({labels}, {_strip(f'w{k}')})
+                             THEN 'label ''' || w{k} || ''' of annotator ' || {p(annotator)}
+                                  || ' is not in the label set'""")
+        return "CASE " + " ".join(whens) + " ELSE prob_err END"
+
+    def _meta_sql(self, staged: StagedFile, plan: ImportPlan, p: _Params) -> str:
+        """The unmapped columns of a row as one JSON object (NULL if all are null).
+
+        Text that is itself a JSON object or array (a nested field of a JSONL record) stays
+        nested; other values keep their type (Parquet numbers stay numbers).
+        """
+        if not plan.meta:
+            return "NULL::JSON"
+        args, present = [], []
+        for i in plan.meta:
+            col = f"s.c{i}"
+            if staged.types[i] == "VARCHAR":
+                value = (f"CASE WHEN (starts_with({col}, '{{') OR starts_with({col}, '[')) AND json_valid({col}) "
+                         f"THEN json({col}) ELSE to_json({col}) END")
+            else:
+                value = f"to_json({col})"
+            args += [p(staged.columns[i]), value]
+            present.append(f"{col} IS NOT NULL")
+        return f"CASE WHEN {' OR '.join(present)} THEN json_object({', '.join(args)}) END"
+
+    def _raw_sql(self, staged: StagedFile, p: _Params) -> str:
+        """A staged row (alias ``s``) as compact JSON text, for the error report."""
+        if not staged.columns:
+            return "''"
+        args = []
+        for i, name in enumerate(staged.columns):
+            args += [p(name), f"s.c{i}"]
+        return f"CAST(json_object({', '.join(args)}) AS VARCHAR)"
 
     def write_import(
         self,
@@ -641,128 +1089,142 @@ class Store:
         errors: pl.DataFrame,
         actor: str,
     ) -> dict[str, int]:
-        """Write one validated import in a single transaction; returns the counts written.
+        """Write already validated rows given as polars frames, in one transaction.
 
         ``samples``: sample_id, instruction, input, output, text, batch, round, meta.
-        ``annotations``: sample_id, annotator, label, confidence.
-        ``predictions``: sample_id, round, model, predicted, confidence, probs (aligned with
-        ``labels``). ``errors``: __row, reason, raw. Existing samples are never overwritten;
-        an annotation of the same (sample, annotator) with a new label replaces the old one;
-        a prediction of the same (sample, round) is replaced. The dataset is created, or its
-        label set extended (label sets only grow, so stored probability vectors stay aligned).
+        ``annotations``: sample_id, annotator, label, confidence. ``predictions``: sample_id,
+        round, model, predicted, confidence, probs (aligned with ``labels``). ``errors``:
+        __row, reason, raw. Same rules as :meth:`import_staged`.
         """
         _require_write(actor)
+        frames = {"_f_samples": samples, "_f_ann": annotations, "_f_pred": predictions, "_f_err": errors}
         with self.transaction() as cur:
-            row = _first(cur.execute("SELECT labels FROM datasets WHERE name = ?", [dataset]))
-            if row is None:
-                cur.execute("INSERT INTO datasets (name, labels, settings) VALUES (?, ?, ?)",
-                            [dataset, labels, json.dumps({})])
-                self._audit(cur, actor, "dataset.create", dataset, None, None, json.dumps(labels, ensure_ascii=False))
-            elif list(row[0]) != labels:
-                old = list(row[0])
-                if labels[: len(old)] != old:
-                    raise StoreError("label sets may only grow by appending new labels")
-                cur.execute("UPDATE datasets SET labels = ? WHERE name = ?", [labels, dataset])
-                self._audit(cur, actor, "dataset.labels", dataset, None,
-                            json.dumps(old, ensure_ascii=False), json.dumps(labels, ensure_ascii=False))
-            import_id = _first(cur.execute("SELECT nextval('import_seq')"))[0]
-            now = _now()
+            for name, frame in frames.items():
+                cur.register(name, frame.to_arrow())
+            try:
+                return self._write_import_rows(
+                    cur, dataset=dataset, labels=labels, file=file, file_sha256=file_sha256, fmt=fmt,
+                    rows_total=rows_total,
+                    samples="SELECT sample_id, instruction, input, output, text, batch, round, meta FROM _f_samples",
+                    annotations="SELECT sample_id, annotator, label, confidence FROM _f_ann" if annotations.height else None,
+                    predictions=("SELECT sample_id, round, model, predicted, confidence, probs FROM _f_pred"
+                                 if predictions.height else None),
+                    errors="SELECT __row, reason, raw FROM _f_err", params=_Params(), actor=actor)
+            finally:
+                for name in frames:
+                    cur.unregister(name)
 
-            cur.register("_samples", samples.to_arrow())
-            cur.execute(
-                """INSERT INTO samples (dataset, sample_id, instruction, input, output, text, batch,
-                                        round, content_hash, meta, import_id, created_at)
-                   SELECT ?, s.sample_id, s.instruction, s.input, s.output, s.text, s.batch,
-                          s.round, sha256(concat_ws(chr(31), coalesce(s.instruction, ''),
-                          coalesce(s.input, ''), coalesce(s.output, ''), coalesce(s.text, ''))),
-                          s.meta, ?, ?
-                   FROM _samples s
-                   ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = ?) e
-                          ON e.sample_id = s.sample_id
-                   ORDER BY s.sample_id""",
-                [dataset, import_id, now, dataset],
-            )
-            samples_new = _first(cur.execute("SELECT count(*) FROM samples WHERE import_id = ?", [import_id]))[0]
-            cur.unregister("_samples")
+    def _write_import_rows(self, cur: duckdb.DuckDBPyConnection, *, dataset: str, labels: list[str], file: str,
+                           file_sha256: str, fmt: str, rows_total: int, samples: str, annotations: str | None,
+                           predictions: str | None, errors: str, params: _Params, actor: str) -> dict[str, int]:
+        """Insert the rows of the given relations (SQL text over ``params``) inside ``cur``'s transaction.
 
-            cur.register("_ann", annotations.to_arrow())
-            changed = _first(cur.execute(
-                """SELECT count(*) FROM annotations a JOIN _ann n
-                     ON a.dataset = ? AND a.sample_id = n.sample_id AND a.annotator = n.annotator
-                   WHERE a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence""",
-                [dataset],
-            ))[0]
-            if changed:
-                cur.execute(
-                    """DELETE FROM annotations a USING _ann n
-                       WHERE a.dataset = ? AND a.sample_id = n.sample_id AND a.annotator = n.annotator
-                         AND (a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence)""",
-                    [dataset],
-                )
-            cur.execute(
-                """INSERT INTO annotations (dataset, sample_id, annotator, label, confidence, import_id, created_at)
-                   SELECT ?, n.sample_id, n.annotator, n.label, n.confidence, ?, ?
-                   FROM _ann n
-                   ANTI JOIN (SELECT sample_id, annotator FROM annotations WHERE dataset = ?) a
-                          ON a.sample_id = n.sample_id AND a.annotator = n.annotator
-                   ORDER BY n.sample_id, n.annotator""",
-                [dataset, import_id, now, dataset],
-            )
-            annotations_written = _first(cur.execute(
-                "SELECT count(*) FROM annotations WHERE import_id = ?", [import_id]
-            ))[0]
-            cur.unregister("_ann")
+        Existing samples are never overwritten; an annotation of the same (sample, annotator)
+        with a new label replaces the old one; a prediction of the same (sample, round) is
+        replaced. The dataset is created, or its label set extended (label sets only grow, so
+        stored probability vectors stay aligned).
+        """
+        row = _first(cur.execute("SELECT labels FROM datasets WHERE name = ?", [dataset]))
+        if row is None:
+            cur.execute("INSERT INTO datasets (name, labels, settings) VALUES (?, ?, ?)",
+                        [dataset, labels, json.dumps({})])
+            self._audit(cur, actor, "dataset.create", dataset, None, None, json.dumps(labels, ensure_ascii=False))
+        elif list(row[0]) != labels:
+            old = list(row[0])
+            if labels[: len(old)] != old:
+                raise StoreError("label sets may only grow by appending new labels")
+            cur.execute("UPDATE datasets SET labels = ? WHERE name = ?", [labels, dataset])
+            self._audit(cur, actor, "dataset.labels", dataset, None,
+                        json.dumps(old, ensure_ascii=False), json.dumps(labels, ensure_ascii=False))
+        import_id = _first(cur.execute("SELECT nextval('import_seq')"))[0]
+        p = params
+        when = _now()
+        d, iid, now = p(dataset), p(import_id), p(when)
 
-            cur.register("_pred", predictions.to_arrow())
-            cur.execute(
-                """DELETE FROM predictions p USING _pred n
-                   WHERE p.dataset = ? AND p.sample_id = n.sample_id AND p.round = n.round
-                     AND (p.predicted <> n.predicted OR p.probs IS DISTINCT FROM n.probs
-                          OR p.model IS DISTINCT FROM n.model)""",
-                [dataset],
-            )
-            cur.execute(
-                """INSERT INTO predictions (dataset, sample_id, round, model, predicted, confidence, probs,
-                                            import_id, created_at)
-                   SELECT ?, n.sample_id, n.round, n.model, n.predicted, n.confidence, n.probs, ?, ?
-                   FROM _pred n
-                   ANTI JOIN (SELECT sample_id, round FROM predictions WHERE dataset = ?) p
-                          ON p.sample_id = n.sample_id AND p.round = n.round
-                   ORDER BY n.round, n.sample_id""",
-                [dataset, import_id, now, dataset],
-            )
-            predictions_new = _first(cur.execute(
-                "SELECT count(*) FROM predictions WHERE import_id = ?", [import_id]
-            ))[0]
-            cur.unregister("_pred")
+        def run(sql: str) -> None:
+            p.execute(cur, sql)
 
-            cur.register("_err", errors.to_arrow())
-            cur.execute(
-                """INSERT INTO import_errors (import_id, dataset, file, row_number, reason, raw)
-                   SELECT ?, ?, ?, __row, reason, left(raw, 2000) FROM _err""",
-                [import_id, dataset, file],
-            )
-            cur.unregister("_err")
-            counts = {
-                "import_id": int(import_id),
-                "samples_new": int(samples_new),
-                "annotations_new": int(annotations_written - changed),
-                "annotations_changed": int(changed),
-                "predictions_new": int(predictions_new),
-                "rows_bad": int(errors.height),
-            }
-            cur.execute(
-                """INSERT INTO imports (import_id, dataset, file, file_sha256, format, rows_total, rows_ok,
-                                        rows_bad, samples_new, annotations_new, annotations_changed,
-                                        predictions_new, actor, imported_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [import_id, dataset, file, file_sha256, fmt, rows_total, rows_total - errors.height,
-                 errors.height, counts["samples_new"], counts["annotations_new"], counts["annotations_changed"],
-                 counts["predictions_new"], actor, now],
-            )
-            self._audit(cur, actor, "import", dataset, None, None, file,
-                        {k: v for k, v in counts.items()} | {"rows_total": rows_total, "format": fmt})
+        def count(sql: str) -> int:
+            return int(_first(p.execute(cur, sql))[0])
+
+        run(f"""INSERT INTO samples (dataset, sample_id, instruction, input, output, text, batch, round,
+                                     content_hash, meta, import_id, created_at)
+                SELECT {d}, n.sample_id, n.instruction, n.input, n.output, n.text, n.batch, n.round,
+                       {_CONTENT_HASH.format(t='n.')}, n.meta, {iid}, {now}
+                FROM ({samples}) n
+                ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = {d}) e ON e.sample_id = n.sample_id
+                ORDER BY n.sample_id""")
+        samples_new = count(f"SELECT count(*) FROM samples WHERE import_id = {iid}")
+
+        changed = annotations_written = 0
+        if annotations is not None:
+            if count(f"SELECT count(*) FROM (SELECT 1 FROM annotations WHERE dataset = {d} LIMIT 1)"):
+                run(f"CREATE OR REPLACE TEMP TABLE _ann AS {annotations}")
+                annotations = "SELECT * FROM _ann"
+                changed = count(f"""SELECT count(*) FROM annotations a JOIN _ann n
+                                      ON a.dataset = {d} AND a.sample_id = n.sample_id AND a.annotator = n.annotator
+                                    WHERE a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence""")
+                if changed:
+                    run(f"""DELETE FROM annotations a USING _ann n
+                            WHERE a.dataset = {d} AND a.sample_id = n.sample_id AND a.annotator = n.annotator
+                              AND (a.label <> n.label OR a.confidence IS DISTINCT FROM n.confidence)""")
+            run(f"""INSERT INTO annotations (dataset, sample_id, annotator, label, confidence, import_id, created_at)
+                    SELECT {d}, n.sample_id, n.annotator, n.label, n.confidence, {iid}, {now}
+                    FROM ({annotations}) n
+                    ANTI JOIN (SELECT sample_id, annotator FROM annotations WHERE dataset = {d}) a
+                           ON a.sample_id = n.sample_id AND a.annotator = n.annotator
+                    ORDER BY n.sample_id, n.annotator""")
+            annotations_written = count(f"SELECT count(*) FROM annotations WHERE import_id = {iid}")
+
+        predictions_new = 0
+        if predictions is not None:
+            run(f"CREATE OR REPLACE TEMP TABLE _pred AS {predictions}")
+            run(f"""DELETE FROM predictions p USING _pred n
+                    WHERE p.dataset = {d} AND p.sample_id = n.sample_id AND p.round = n.round
+                      AND (p.predicted <> n.predicted OR p.probs IS DISTINCT FROM n.probs
+                           OR p.model IS DISTINCT FROM n.model)""")
+            run(f"""INSERT INTO predictions (dataset, sample_id, round, model, predicted, confidence, probs,
+                                             import_id, created_at)
+                    SELECT {d}, n.sample_id, n.round, n.model, n.predicted, n.confidence, n.probs, {iid}, {now}
+                    FROM _pred n
+                    ANTI JOIN (SELECT sample_id, round FROM predictions WHERE dataset = {d}) e
+                           ON e.sample_id = n.sample_id AND e.round = n.round
+                    ORDER BY n.round, n.sample_id""")
+            predictions_new = count(f"SELECT count(*) FROM predictions WHERE import_id = {iid}")
+            run("DROP TABLE _pred")
+
+        run(f"""INSERT INTO import_errors (import_id, dataset, file, row_number, reason, raw)
+                SELECT {iid}, {d}, {p(file)}, __row, reason, left(raw, {RAW_LIMIT}) FROM ({errors})""")
+        rows_bad = count(f"SELECT count(*) FROM import_errors WHERE import_id = {iid}")
+        counts = {
+            "import_id": int(import_id),
+            "samples_new": samples_new,
+            "annotations_new": annotations_written - changed,
+            "annotations_changed": changed,
+            "predictions_new": predictions_new,
+            "rows_bad": rows_bad,
+        }
+        cur.execute(
+            """INSERT INTO imports (import_id, dataset, file, file_sha256, format, rows_total, rows_ok,
+                                    rows_bad, samples_new, annotations_new, annotations_changed,
+                                    predictions_new, actor, imported_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [import_id, dataset, file, file_sha256, fmt, rows_total, rows_total - rows_bad,
+             rows_bad, counts["samples_new"], counts["annotations_new"], counts["annotations_changed"],
+             counts["predictions_new"], actor, when],
+        )
+        self._audit(cur, actor, "import", dataset, None, None, file,
+                    dict(counts) | {"rows_total": rows_total, "format": fmt})
         return counts
+
+    def find_import(self, dataset: str, file_sha256: str) -> dict[str, Any] | None:
+        """An earlier import of a file with this content into ``dataset``, if any."""
+        df = self.query_df(
+            "SELECT * FROM imports WHERE dataset = ? AND file_sha256 = ? ORDER BY import_id LIMIT 1",
+            [dataset, file_sha256],
+        )
+        return df.row(0, named=True) if df.height else None
+
 
     def import_errors(self, import_id: int) -> pl.DataFrame:
         """The row-level errors of one import, by row number."""
@@ -777,30 +1239,6 @@ class Store:
             [dataset, dataset],
         )
 
-    def existing_samples(self, dataset: str, sample_ids: pl.Series) -> pl.DataFrame:
-        """Stored (sample_id, content_hash) of the given ids in ``dataset``."""
-        with self.cursor() as cur:
-            cur.register("_ids", pl.DataFrame({"sample_id": sample_ids}).to_arrow())
-            try:
-                return _frame(cur, 
-                    """SELECT s.sample_id, s.content_hash FROM samples s SEMI JOIN _ids i
-                       ON s.sample_id = i.sample_id WHERE s.dataset = ?""",
-                    [dataset],
-                )
-            finally:
-                cur.unregister("_ids")
-
-    def content_hashes(self, frame: pl.DataFrame) -> pl.Series:
-        """The store's content hash (sha256 over the text fields) for rows of ``frame``."""
-        with self.cursor() as cur:
-            cur.register("_f", frame.select("instruction", "input", "output", "text").to_arrow())
-            try:
-                return _frame(cur, 
-                    """SELECT sha256(concat_ws(chr(31), coalesce(instruction, ''), coalesce(input, ''),
-                              coalesce(output, ''), coalesce(text, ''))) AS h FROM _f"""
-                )["h"]
-            finally:
-                cur.unregister("_f")
 
     # -- reads for the pages ------------------------------------------------------------------
     def samples(self, dataset: str, batch: str | None = None, round: int | None = None,

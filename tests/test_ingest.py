@@ -361,7 +361,6 @@ FILE_LEVEL = {
     "unknown extension": ("data.xlsx", b"id,text\n1,a\n", "cannot tell the format"),
     "no extension": ("data", b'{"id": 1}\n', "cannot tell the format"),
     "not a parquet file": ("fake.parquet", b"this is not parquet", "cannot read"),
-    "reserved field name": ("reserved.jsonl", b'{"id": 1, "text": "a", "__row": 5}\n', "reserved"),
 }
 
 
@@ -498,6 +497,14 @@ def test_proto_key_is_stored_as_data(db, tmp_path):
     imp(db, p, labels=LABELS)
     meta = json.loads(db.sample("ds", "1")["meta"])
     assert meta == {"__proto__": {"polluted": True}, "constructor": "c"}
+
+
+def test_internal_looking_field_names_are_data(db, tmp_path):
+    """Staged columns have internal names (c0, c1...), so no source name is reserved."""
+    p = write_jsonl(tmp_path / "f.jsonl", [good(1, __row=5, c0="x", rowid=9)])
+    r = imp(db, p, labels=LABELS)
+    assert r.rows_ok == 1
+    assert json.loads(db.sample("ds", "1")["meta"]) == {"__row": "5", "c0": "x", "rowid": "9"}
 
 
 def test_hostile_csv_header_and_values(db, tmp_path):
@@ -713,3 +720,82 @@ def test_property_every_row_is_either_stored_or_reported(property_store, rows, b
     for line in lines:
         if isinstance(line, dict) and line.get("id", "").startswith("good-"):
             assert stored[line["id"]] == line["text"]
+
+
+# --------------------------------------------------------------------------- fast path vs line path
+# A clean JSON-lines file is read in two passes (all keys, then one typed read); any other file
+# line by line. Both must store the same thing.
+
+
+def _stored(store: Store, dataset: str = "ds") -> dict[str, Any]:
+    samples = store.samples(dataset).select("sample_id", "instruction", "input", "output", "text", "batch",
+                                            "round", "content_hash", "meta").sort("sample_id")
+    ann = store.annotations(dataset).select("sample_id", "annotator", "label", "confidence").sort(
+        "sample_id", "annotator")
+    pred = store.predictions(dataset).select("sample_id", "round", "predicted", "confidence", "probs").sort(
+        "sample_id", "round")
+    return {"samples": samples.to_dicts(), "annotations": ann.to_dicts(), "predictions": pred.to_dicts()}
+
+
+_MIXED = [
+    {"id": "1", "instruction": "退款", "output": "好的", "label": "\u3000pos ", "annotator": " a",
+     "round": 1, "meta": {"z": 1, "a": [1, "二"]}, "score": 1.50, "flag": True, "none": None},
+    {"id": " 2 ", "text": "tab\there", "label": "neg", "annotator": "b", "round": "2", "confidence": "0.5",
+     "probs": [0.25, 0.75]},
+    {"id": "3", "text": "x", "label": "maybe", "annotator": "a"},           # unknown label
+    {"id": "4", "text": "y", "label": "pos", "annotator": "a", "round": 1.5},  # round not whole
+    {"id": "1", "instruction": "退款", "output": "好的", "label": "neg", "annotator": "b", "round": 1,
+     "meta": {"z": 1, "a": [1, "二"]}, "score": 1.50, "flag": True, "none": None},
+    {"id": "1", "instruction": "other", "label": "neg", "annotator": "c"},  # text differs from row 1
+    {"id": "2", "label": "pos", "annotator": "b"},                          # duplicate (2, b)
+]
+
+
+def test_fast_path_and_line_path_store_the_same(tmp_path):
+    clean = write_jsonl(tmp_path / "clean.jsonl", _MIXED)
+    # the same records with a blank line after the first: read line by line
+    lines = clean.read_text(encoding="utf-8").split("\n")
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n".join([lines[0], ""] + lines[1:]), encoding="utf-8")
+    a, b = open_store(tmp_path / "a.duckdb"), open_store(tmp_path / "b.duckdb")
+    ra, rb = imp(a, clean, labels=LABELS), imp(b, blank, labels=LABELS)
+    assert _stored(a) == _stored(b)
+    assert errs(ra) == {
+        3: "label 'maybe' is not in the label set",
+        4: "round 1.5 is not a whole number",
+        6: "text differs from row 1 with the same id '1'",
+        7: "duplicate id '2' (first at row 2)",
+    }
+    assert errs(rb) == {  # the same rows, numbered as lines: one more after the blank line
+        4: "label 'maybe' is not in the label set",
+        5: "round 1.5 is not a whole number",
+        7: "text differs from row 1 with the same id '1'",
+        8: "duplicate id '2' (first at row 3)",
+    }
+    sample = a.sample("ds", "1")
+    assert json.loads(sample["meta"]) == {"meta": {"z": 1, "a": [1, "二"]}, "score": "1.5", "flag": "true",
+                                          "none": None}
+    assert _stored(a)["annotations"][0] == {"sample_id": "1", "annotator": "a", "label": "pos", "confidence": None}
+
+
+def test_a_key_first_seen_after_many_lines_is_kept(db, tmp_path):
+    """DuckDB's own schema detection samples the first lines only; the key pass sees all."""
+    rows: list[Any] = [good(i) for i in range(30_000)]
+    rows[-1] = good(29_999, prediction="neg", late_field="kept")
+    imp(db, write_jsonl(tmp_path / "f.jsonl", rows), labels=LABELS)
+    assert json.loads(db.sample("ds", "29999")["meta"]) == {"late_field": "kept"}
+    assert db.predictions("ds")["predicted"].to_list() == ["neg"]
+
+
+def test_keys_differing_only_in_case_are_two_fields(db, tmp_path):
+    p = write_jsonl(tmp_path / "f.jsonl", [good(1, Note="upper"), good(2, note="lower")])
+    r = imp(db, p, labels=LABELS)
+    assert r.rows_ok == 2
+    assert json.loads(db.sample("ds", "1")["meta"]) == {"Note": "upper", "note": None}
+    assert json.loads(db.sample("ds", "2")["meta"]) == {"Note": None, "note": "lower"}
+
+
+def test_a_null_line_in_an_otherwise_clean_file_is_a_row_error(db, tmp_path):
+    r = imp(db, write_jsonl(tmp_path / "f.jsonl", [good(1), "null", good(3)]), labels=LABELS)
+    assert errs(r) == {2: "not a JSON object (found null)"}
+    assert ids(db) == ["1", "3"]
