@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.ingest import ImportFileError, ImportResult, detect_mapping, import_file
+from core.ingest import ImportFileError, ImportResult, detect_mapping, import_file, stage
 from core.store import Store, open_store
 
 LABELS = ["neg", "pos"]
@@ -758,6 +758,9 @@ def test_fast_path_and_line_path_store_the_same(tmp_path):
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n".join([lines[0], ""] + lines[1:]), encoding="utf-8")
     a, b = open_store(tmp_path / "a.duckdb"), open_store(tmp_path / "b.duckdb")
+    for store, path, fast in ((a, clean, True), (b, blank, False)):
+        with store.staging():
+            assert stage(store, str(path), "jsonl")[0].fast is fast
     ra, rb = imp(a, clean, labels=LABELS), imp(b, blank, labels=LABELS)
     assert _stored(a) == _stored(b)
     assert errs(ra) == {
