@@ -175,8 +175,8 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
 _BLANK = frozenset(b" \t\n\r\x0b\x0c")
 
 
-def _scan(path: str | os.PathLike[str], fmt: str, decode: bool) -> tuple[str, bool, int]:
-    """Read the file once: ``(sha256, has_bom, lines)``; ``decode`` also checks UTF-8.
+def _scan(path: str | os.PathLike[str], fmt: str, decode: bool) -> tuple[str, int]:
+    """Read the file once: ``(sha256, lines)``; ``decode`` also checks UTF-8.
 
     ``lines`` is the number of lines up to the last non-blank byte (trailing blank lines do
     not count). Raises :class:`ImportFileError` for a missing, empty or (with ``decode``)
@@ -191,15 +191,13 @@ def _scan(path: str | os.PathLike[str], fmt: str, decode: bool) -> tuple[str, bo
         raise ImportFileError(f"{p.name} is empty")
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    newlines, last_line, offset, has_bom = 0, 0, 0, False
+    newlines, last_line, offset = 0, 0, 0
     text = fmt != "parquet"
     try:
         with open(p, "rb") as fh:
             while chunk := fh.read(1 << 22):
                 digest.update(chunk)
                 if text:
-                    if offset == 0:
-                        has_bom = chunk.startswith(codecs.BOM_UTF8)
                     if decode:
                         try:
                             decoder.decode(chunk)
@@ -226,16 +224,7 @@ def _scan(path: str | os.PathLike[str], fmt: str, decode: bool) -> tuple[str, bo
                     raise ImportFileError(f"{p.name} is not UTF-8: it ends inside a multi-byte character") from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {p}: {exc.strerror or exc}") from None
-    return digest.hexdigest(), has_bom, last_line
-
-
-def check_file(path: str | os.PathLike[str], fmt: str) -> tuple[str, bool]:
-    """Check that the file exists, is not empty and (for text formats) is UTF-8.
-
-    Returns ``(sha256, has_bom)``. Raises :class:`ImportFileError` with the offending line.
-    """
-    sha, has_bom, _ = _scan(path, fmt, decode=True)
-    return sha, has_bom
+    return digest.hexdigest(), last_line
 
 
 def stage(store: Store, path: str, fmt: str) -> tuple[StagedFile, str]:
@@ -249,9 +238,9 @@ def stage(store: Store, path: str, fmt: str) -> tuple[StagedFile, str]:
     """
     try:
         if fmt != "jsonl":
-            sha, _, _ = _scan(path, fmt, decode=fmt == "csv")
+            sha, _ = _scan(path, fmt, decode=fmt == "csv")
             return (store.stage_csv(path) if fmt == "csv" else store.stage_parquet(path)), sha
-        sha, _, lines = _scan(path, fmt, decode=False)  # hashing in a thread beside DuckDB gained nothing
+        sha, lines = _scan(path, fmt, decode=False)  # hashing in a thread beside DuckDB gained nothing
         staged = store.stage_jsonl(path)
         if staged is None or staged.rows != lines:
             _scan(path, fmt, decode=True)
@@ -264,12 +253,17 @@ def stage(store: Store, path: str, fmt: str) -> tuple[StagedFile, str]:
         raise ImportFileError(f"cannot read {Path(path).name} as {fmt}: {first}") from None
 
 
-def read_rows(store: Store, path: str, fmt: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read a whole file into ``(rows, errors)`` (for previews): ``rows`` has ``__row`` plus the
-    source columns, ``errors`` has ``__row, reason, raw`` for records that could not be read."""
+def preview_file(store: Store, path: str, fmt: str, limit: int = 50) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """What the Import page shows before an import: ``(head, rows, errors)``.
+
+    ``head`` holds the first ``limit`` rows (``__row`` plus the source columns, so its columns
+    are the file's even when ``limit`` rows are fewer than the file), ``rows`` the number of
+    rows read, ``errors`` (``__row, reason, raw``) the records that could not be read. The
+    whole file is staged in DuckDB, but only ``limit`` rows come back to Python.
+    """
     with store.staging():
         staged, _ = stage(store, path, fmt)
-        return store.staged_rows(staged), staged.bad
+        return store.staged_rows(staged, limit), staged.rows, staged.bad
 
 
 def _parse_probs(values: list[Any], labels: list[str]) -> tuple[list[list[float] | None], list[str | None]]:

@@ -3,7 +3,6 @@
 import tempfile
 from pathlib import Path
 
-import polars as pl
 import streamlit as st
 
 from core.ingest import ALIASES, ColumnMapping, ImportFileError, detect_format, detect_mapping, import_file
@@ -40,21 +39,20 @@ try:
     fmt = detect_format(display_name or source)
     if not source.exists():
         raise ImportFileError(f"file not found: {source}")
-    from core.ingest import check_file, read_rows
+    from core.ingest import preview_file
 
     @st.cache_data(show_spinner="Reading the file…", max_entries=4)
     def preview(path: str, fmt: str, mtime: float):
-        check_file(path, fmt)
-        return read_rows(store, path, fmt)
+        return preview_file(store, path, fmt)
 
-    rows, bad = preview(str(source), fmt, source.stat().st_mtime)
+    head, n_rows, bad = preview(str(source), fmt, source.stat().st_mtime)
 except Exception as exc:
     show_store_error(exc)
     st.stop()
 
-columns = [c for c in rows.columns if c != "__row"]
-st.write(f"**{display_name}** · {fmt} · {rows.height + bad.height:,} rows · {len(columns)} columns")
-st.dataframe(rows.head(50).drop("__row"), width="stretch", hide_index=True)
+columns = [c for c in head.columns if c != "__row"]
+st.write(f"**{display_name}** · {fmt} · {n_rows + bad.height:,} rows · {len(columns)} columns")
+st.dataframe(head.drop("__row"), width="stretch", hide_index=True)
 if bad.height:
     st.warning(f"{bad.height} rows cannot be parsed and will be reported as errors.")
 

@@ -802,3 +802,14 @@ def test_a_null_line_in_an_otherwise_clean_file_is_a_row_error(db, tmp_path):
     r = imp(db, write_jsonl(tmp_path / "f.jsonl", [good(1), "null", good(3)]), labels=LABELS)
     assert errs(r) == {2: "not a JSON object (found null)"}
     assert ids(db) == ["1", "3"]
+
+
+def test_preview_returns_the_head_the_count_and_the_unreadable_lines(db, tmp_path):
+    from core.ingest import preview_file
+
+    p = write_jsonl(tmp_path / "f.jsonl", [good(i) for i in range(120)] + ["{bad"])
+    head, rows, bad = preview_file(db, str(p), "jsonl", limit=50)
+    assert head.height == 50 and rows == 120
+    assert head.columns == ["__row", "id", "label", "text"] and head["__row"].to_list() == list(range(1, 51))
+    assert bad.select("__row", "reason").rows() == [(121, "malformed JSON")]
+    assert db.dataset_names() == []  # a preview writes nothing
