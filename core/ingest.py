@@ -339,25 +339,29 @@ def infer_labels(store: Store, staged: StagedFile, m: ColumnMapping) -> list[str
     return sorted(seen)
 
 
-def parse_probabilities(store: Store, staged: StagedFile, m: ColumnMapping, labels: list[str]) -> pl.DataFrame:
-    """``__row, probs, err`` for every staged row that carries probabilities.
+def parse_probabilities(store: Store, staged: StagedFile, m: ColumnMapping, labels: list[str]) -> None:
+    """Parse the probabilities of every staged row that carries them, for the validation.
 
-    A ``probs`` column holds a JSON list aligned with ``labels`` or a ``{label: p}`` object;
-    ``prob_<label>`` columns give one label each (labels without a column get 0). Parsed in
-    Python, row by row, only for the rows that have them: Python's JSON reader accepts the
-    ``NaN`` that exporters write, so a NaN is reported as such rather than as bad JSON.
+    A ``probs`` column holds a list aligned with ``labels`` or a ``{label: p}`` object;
+    ``prob_<label>`` columns give one label each (labels without a column get 0). Clean
+    vectors (one number in [0, 1] per label, summing to 1 within the tolerance) are parsed
+    in SQL; the rest (objects, NaN, bad numbers, wrong lengths...) here in Python, which
+    also words the row's error. Python's JSON reader accepts the ``NaN`` that exporters
+    write, so a NaN is reported as a NaN rather than as bad JSON.
     """
     pos = {name: i for i, name in enumerate(staged.columns)}
     if m.probs is not None:
         i = pos[m.probs]
-        values = store.staged_values(staged, [i])
+        values = store.stage_clean_probabilities(staged, [i], as_list=True, n_labels=len(labels),
+                                                 tolerance=PROB_TOLERANCE)
         probs, errs = _parse_probs(values[f"c{i}"].to_list(), labels)
     else:
         unknown = [lab for lab in m.prob_columns if lab not in set(labels)]
         if unknown:
             raise ImportFileError(f"probability columns name labels not in the label set: {unknown}")
         columns = {lab: pos[col] for lab, col in m.prob_columns.items()}
-        values = store.staged_values(staged, list(columns.values()))
+        values = store.stage_clean_probabilities(staged, [columns.get(lab) for lab in labels], as_list=False,
+                                                 n_labels=len(labels), tolerance=PROB_TOLERANCE)
         cells = {lab: values[f"c{i}"].to_list() for lab, i in columns.items()}
         probs, errs = [], []
         for r in range(values.height):
@@ -380,8 +384,9 @@ def parse_probabilities(store: Store, staged: StagedFile, m: ColumnMapping, labe
             probs.append(None if bad else vec)
             errs.append(bad)
     errs = [e or _prob_problem(v) for v, e in zip(probs, errs)]
-    return pl.DataFrame({"__row": values["__row"], "probs": pl.Series(probs, dtype=pl.List(pl.Float64)),
-                         "err": pl.Series(errs, dtype=pl.Utf8)})
+    store.stage_probabilities(pl.DataFrame({"__row": values["__row"],
+                                            "probs": pl.Series(probs, dtype=pl.List(pl.Float64)),
+                                            "err": pl.Series(errs, dtype=pl.Utf8)}))
 
 
 def import_file(
@@ -466,7 +471,7 @@ def import_file(
         report("validating and writing", 0.4)
         has_probs = m.probs is not None or bool(m.prob_columns)
         if has_probs:
-            store.stage_probabilities(parse_probabilities(store, staged, m, labels))
+            parse_probabilities(store, staged, m, labels)
         pos = {c: i for i, c in enumerate(source_cols)}
         plan = ImportPlan(
             fields={target: pos[getattr(m, target)] for target in ALIASES

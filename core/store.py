@@ -835,13 +835,58 @@ class Store:
                                f"{' LIMIT ?' if limit is not None else ''}",
                           [limit] if limit is not None else [])
 
-    def stage_probabilities(self, probs: pl.DataFrame) -> None:
-        """Keep parsed probabilities ``__row, probs (list of float), err`` for the validation."""
+    def stage_clean_probabilities(self, staged: StagedFile, columns: Sequence[int | None], *, as_list: bool,
+                                  n_labels: int, tolerance: float) -> pl.DataFrame:
+        """Parse in SQL the probabilities of the rows where that is clean; return the other rows.
+
+        With ``as_list``, ``columns`` is one staged column holding a list aligned with the label
+        set (JSON text or a native list); otherwise one column per label, in label order
+        (``None``: no column for that label, probability 0). A row is clean when its vector has
+        one number in [0, 1] per label summing to 1 within ``tolerance``: such rows go to
+        ``_probs`` here. Every other row that has a value comes back as ``__row`` plus the
+        given columns (native types, named c<i>), for the caller to parse and report through
+        :meth:`stage_probabilities` (objects ``{label: p}``, NaN, bad numbers...).
+        """
+        given = [i for i in columns if i is not None]
+        present = " OR ".join(f"({_strip(_text(staged, i))} <> '')" for i in given)
+        if as_list:
+            i = given[0]
+            kind = staged.types[i]
+            if kind == "VARCHAR":
+                # DuckDB's JSON reader is several times faster than its list cast; JSON has no
+                # NaN, so a NaN (which Python's reader takes) leaves the row to Python.
+                vector = f"""CASE WHEN starts_with(ltrim(c{i}), '[')
+                                 THEN try(json_transform(c{i}, '["DOUBLE"]')) END"""
+            elif kind.endswith("]"):
+                vector = f"TRY_CAST(c{i} AS DOUBLE[])"
+            else:
+                vector = "NULL::DOUBLE[]"
+        else:
+            vector = "list_value(" + ", ".join(
+                "0.0::DOUBLE" if i is None else f"TRY_CAST({_strip(_text(staged, i))} AS DOUBLE)" for i in columns) + ")"
         with self.cursor() as cur:
+            # Two statements: a WHERE on v in the first would be pushed down and parse v per test.
+            cur.execute(f"""CREATE OR REPLACE TEMP TABLE _probs AS
+                            SELECT __row, {vector} AS probs, NULL::VARCHAR AS err FROM _src WHERE {present}""")
+            cur.execute(
+                """DELETE FROM _probs
+                   WHERE NOT coalesce(len(probs) = ? AND list_count(probs) = len(probs)
+                                      AND list_min(probs) >= 0
+                                      AND list_max(probs) <= 1   -- a NaN is the largest double: not clean
+                                      AND abs(list_sum(probs) - 1) <= ?, false)""",
+                [int(n_labels), float(tolerance)])
+            cols = ", ".join(f"s.c{i}" for i in given)
+            return _frame(cur, f"""SELECT s.__row, {cols} FROM _src s ANTI JOIN _probs p ON p.__row = s.__row
+                                   WHERE {present} ORDER BY s.__row""")
+
+    def stage_probabilities(self, probs: pl.DataFrame) -> None:
+        """Add parsed probabilities ``__row, probs (list of float), err`` for the validation."""
+        with self.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _probs (__row BIGINT, probs DOUBLE[], err VARCHAR)")
             cur.register("_probs_in", probs.select(
                 pl.col("__row").cast(pl.Int64), pl.col("probs").cast(pl.List(pl.Float64)),
                 pl.col("err").cast(pl.Utf8)).to_arrow())
-            cur.execute("CREATE OR REPLACE TEMP TABLE _probs AS SELECT * FROM _probs_in")
+            cur.execute("INSERT INTO _probs SELECT * FROM _probs_in")
             cur.unregister("_probs_in")
 
     # -- import: validation and write as SQL over the staged rows (one transaction) ------------

@@ -813,3 +813,40 @@ def test_preview_returns_the_head_the_count_and_the_unreadable_lines(db, tmp_pat
     assert head.columns == ["__row", "id", "label", "text"] and head["__row"].to_list() == list(range(1, 51))
     assert bad.select("__row", "reason").rows() == [(121, "malformed JSON")]
     assert db.dataset_names() == []  # a preview writes nothing
+
+
+_PROB = st.one_of(
+    st.floats(min_value=-0.2, max_value=1.2, allow_nan=False),
+    st.sampled_from([0.0, 1.0, 0.5, 0.4995, 0.5005, 0.4989, 0.5011]),
+    st.just(float("nan")),
+    st.none(),
+    st.sampled_from(["0.5", "x"]),
+)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(vectors=st.lists(st.lists(_PROB, min_size=1, max_size=3), min_size=1, max_size=12))
+def test_property_probabilities_parsed_in_sql_agree_with_python(property_store, vectors):
+    """Clean vectors are parsed in SQL, the rest in Python: together they must give exactly what
+    Python alone gives (the stored vector, or the same error message)."""
+    from core.ingest import _parse_probs, _prob_problem
+
+    store, tmp, counter = property_store
+    n = next(counter)
+    path = tmp / f"probs{n}.jsonl"
+    lines = [json.dumps({"id": f"r{i}", "text": "t", "probs": v}) for i, v in enumerate(vectors)]  # NaN -> NaN literal
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = f"probs{n}"
+    r = imp(store, path, dataset, labels=LABELS)
+    expected_errors, expected_probs = {}, {}
+    parsed, problems = _parse_probs([json.dumps(v) for v in vectors], LABELS)
+    for i, (vec, err) in enumerate(zip(parsed, problems), start=1):
+        err = err or _prob_problem(vec)
+        if err:
+            expected_errors[i] = err
+        else:
+            expected_probs[f"r{i - 1}"] = vec
+    assert errs(r) == expected_errors
+    stored = dict(store.predictions(dataset).select("sample_id", "probs").iter_rows())
+    assert stored == expected_probs
