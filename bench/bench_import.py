@@ -118,9 +118,9 @@ con.execute("CREATE TEMP TABLE stg AS SELECT * FROM read_json(?, format = 'newli
             [src, {k: "VARCHAR" for k in keys}])
 con.execute("BEGIN")
 con.execute(\"\"\"INSERT INTO samples (dataset, sample_id, instruction, output, batch, round, content_hash)
-               SELECT 'floor', id, first(instruction), first(output), first(batch), first(round)::INTEGER,
-                      sha256(concat_ws(chr(31), coalesce(first(instruction), ''), '', coalesce(first(output), ''), ''))
-               FROM stg GROUP BY id\"\"\")
+               SELECT 'floor', id, instruction, output, batch, round::INTEGER,
+                      sha256(concat_ws(chr(31), coalesce(instruction, ''), '', coalesce(output, ''), ''))
+               FROM stg SEMI JOIN (SELECT min(rowid) AS r FROM stg GROUP BY id) f ON stg.rowid = f.r\"\"\")
 con.execute(\"\"\"INSERT INTO annotations (dataset, sample_id, annotator, label)
                SELECT 'floor', id, annotator, label FROM stg\"\"\")
 con.execute("COMMIT")

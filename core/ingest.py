@@ -256,8 +256,8 @@ def stage(store: Store, path: str, fmt: str) -> tuple[StagedFile, str]:
 def preview_file(store: Store, path: str, fmt: str, limit: int = 50) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     """What the Import page shows before an import: ``(head, rows, errors)``.
 
-    ``head`` holds the first ``limit`` rows (``__row`` plus the source columns, so its columns
-    are the file's even when ``limit`` rows are fewer than the file), ``rows`` the number of
+    ``head`` holds the first ``limit`` rows with the file's columns (all of them, even those
+    empty in the first rows), ``rows`` the number of
     rows read, ``errors`` (``__row, reason, raw``) the records that could not be read. The
     whole file is staged in DuckDB, but only ``limit`` rows come back to Python.
     """

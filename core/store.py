@@ -345,6 +345,11 @@ class ImportPlan:
         return self.fields.get("pred_round") is not None
 
 
+# A number as text: decimal with optional exponent, or inf / infinity / nan (any case).
+_NUMBER = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)"
+_PARAM_NAME = re.compile(r"\$(v\d+)(?!\d)")
+
+
 class _Params:
     """Named query parameters collected while a statement is built: ``p(value)`` gives ``$vNNNN``.
 
@@ -360,7 +365,7 @@ class _Params:
         return "$" + name
 
     def bind(self, sql: str) -> dict[str, Any]:
-        return {k: v for k, v in self.values.items() if f"${k}" in sql}
+        return {k: self.values[k] for k in dict.fromkeys(_PARAM_NAME.findall(sql))}
 
     def execute(self, cur: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
         return cur.execute(sql, self.bind(sql))
@@ -668,11 +673,16 @@ class Store:
                     return None
                 keys.sort()
                 names = ", ".join(f"c{i}" for i in range(len(keys)))
+                # Read as JSON (numbers, objects and arrays come as the same compact text the
+                # line path gets, 1e-5 as 0.00001, not 1e-05); strings are unquoted.
                 cur.execute(
                     f"""CREATE TEMP TABLE _stg ({names}) AS
-                        SELECT * FROM read_json(?, format = 'newline_delimited', records = true,
-                                                columns = ?, maximum_object_size = 268435456)""",
-                    [path, {k: "VARCHAR" for k in keys}])
+                        SELECT CASE WHEN starts_with(COLUMNS(*), '"') THEN json_extract_string(COLUMNS(*), '$')
+                                    ELSE CAST(COLUMNS(*) AS VARCHAR) END
+                        FROM read_json(?, format = 'newline_delimited', columns = ?)""",
+                    [path, {k: "JSON" for k in keys}])
+                # (No maximum_object_size here: it slows every read; a line over DuckDB's
+                # default 16 MB fails this path and takes the line reader, which allows 256 MB.)
             except duckdb.Error:  # malformed line, invalid UTF-8, BOM, duplicate or case-clashing keys
                 self._drop_staging(cur)
                 return None
@@ -810,10 +820,13 @@ class Store:
         return StagedFile(columns, types, rows, _empty_bad(), fast=True)
 
     def staged_rows(self, staged: StagedFile, limit: int | None = None) -> pl.DataFrame:
-        """The staged rows as a polars frame: ``__row`` plus the source columns (for previews)."""
+        """The first ``limit`` staged rows as a polars frame with the source column names, in
+        file order (for previews; no row-number column, since any name could be a source one)."""
+        if not staged.columns:
+            return pl.DataFrame()
         cols = ", ".join(f"c{i}" for i in range(len(staged.columns)))
         with self.cursor() as cur:
-            df = _frame(cur, f"SELECT __row{', ' + cols if cols else ''} FROM _src ORDER BY __row LIMIT ?",
+            df = _frame(cur, f"SELECT {cols} FROM _src ORDER BY __row LIMIT ?",
                         [limit if limit is not None else staged.rows])
         return df.rename({f"c{i}": name for i, name in enumerate(staged.columns)})
 
@@ -855,7 +868,8 @@ class Store:
             if kind == "VARCHAR":
                 # DuckDB's JSON reader is several times faster than its list cast; JSON has no
                 # NaN, so a NaN (which Python's reader takes) leaves the row to Python.
-                vector = f"""CASE WHEN starts_with(ltrim(c{i}), '[')
+                # (It also takes a trailing comma, which Python's does not: such rows go to Python.)
+                vector = f"""CASE WHEN starts_with(ltrim(c{i}), '[') AND NOT regexp_matches(c{i}, ',\\s*\\]')
                                  THEN try(json_transform(c{i}, '["DOUBLE"]')) END"""
             elif kind.endswith("]"):
                 vector = f"TRY_CAST(c{i} AS DOUBLE[])"
@@ -1029,7 +1043,9 @@ class Store:
             return _strip(txt(name))
 
         def number(name: str) -> str:
-            return f"TRY_CAST({stripped(name)} AS DOUBLE)"
+            # DuckDB's cast also takes "1_0" and "+-0"; only plain decimal numbers count here.
+            value = stripped(name)
+            return f"CASE WHEN regexp_full_match({value}, '{_NUMBER}', 'i') THEN TRY_CAST({value} AS DOUBLE) END"
 
         cols = [
             "s.__row AS __row", f"{stripped('id')} AS sample_id",
@@ -1104,6 +1120,8 @@ class Store:
             if staged.types[i] == "VARCHAR":
                 value = (f"CASE WHEN (starts_with({col}, '{{') OR starts_with({col}, '[')) AND json_valid({col}) "
                          f"THEN json({col}) ELSE to_json({col}) END")
+            elif staged.types[i] in ("DOUBLE", "FLOAT"):  # JSON has no NaN or infinity: null
+                value = f"CASE WHEN isfinite({col}) THEN to_json({col}) END"
             else:
                 value = f"to_json({col})"
             args += [p(staged.columns[i]), value]

@@ -50,9 +50,9 @@ except Exception as exc:
     show_store_error(exc)
     st.stop()
 
-columns = [c for c in head.columns if c != "__row"]
+columns = list(head.columns)
 st.write(f"**{display_name}** · {fmt} · {n_rows + bad.height:,} rows · {len(columns)} columns")
-st.dataframe(head.drop("__row"), width="stretch", hide_index=True)
+st.dataframe(head, width="stretch", hide_index=True)
 if bad.height:
     st.warning(f"{bad.height} rows cannot be parsed and will be reported as errors.")
 

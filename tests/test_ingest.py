@@ -739,7 +739,7 @@ def _stored(store: Store, dataset: str = "ds") -> dict[str, Any]:
 
 _MIXED = [
     {"id": "1", "instruction": "退款", "output": "好的", "label": "\u3000pos ", "annotator": " a",
-     "round": 1, "meta": {"z": 1, "a": [1, "二"]}, "score": 1.50, "flag": True, "none": None},
+     "round": 1, "meta": {"z": 1, "a": [1, "二"]}, "score": 1.50, "flag": True, "none": None, "tiny": 1e-5},
     {"id": " 2 ", "text": "tab\there", "label": "neg", "annotator": "b", "round": "2", "confidence": "0.5",
      "probs": [0.25, 0.75]},
     {"id": "3", "text": "x", "label": "maybe", "annotator": "a"},           # unknown label
@@ -777,7 +777,7 @@ def test_fast_path_and_line_path_store_the_same(tmp_path):
     }
     sample = a.sample("ds", "1")
     assert json.loads(sample["meta"]) == {"meta": {"z": 1, "a": [1, "二"]}, "score": "1.5", "flag": "true",
-                                          "none": None}
+                                          "none": None, "tiny": "0.00001"}  # numbers read alike on both paths
     assert _stored(a)["annotations"][0] == {"sample_id": "1", "annotator": "a", "label": "pos", "confidence": None}
 
 
@@ -810,7 +810,7 @@ def test_preview_returns_the_head_the_count_and_the_unreadable_lines(db, tmp_pat
     p = write_jsonl(tmp_path / "f.jsonl", [good(i) for i in range(120)] + ["{bad"])
     head, rows, bad = preview_file(db, str(p), "jsonl", limit=50)
     assert head.height == 50 and rows == 120
-    assert head.columns == ["__row", "id", "label", "text"] and head["__row"].to_list() == list(range(1, 51))
+    assert head.columns == ["id", "label", "text"] and head["id"].to_list() == [str(i) for i in range(50)]
     assert bad.select("__row", "reason").rows() == [(121, "malformed JSON")]
     assert db.dataset_names() == []  # a preview writes nothing
 
@@ -850,3 +850,43 @@ def test_property_probabilities_parsed_in_sql_agree_with_python(property_store, 
     assert errs(r) == expected_errors
     stored = dict(store.predictions(dataset).select("sample_id", "probs").iter_rows())
     assert stored == expected_probs
+
+
+def test_numbers_are_plain_decimals(db, tmp_path):
+    """DuckDB's cast would take digit separators and doubled signs; a round or confidence may not."""
+    p = write_jsonl(tmp_path / "f.jsonl", [
+        good(1, round="1_0"), good(2, confidence="0.9_9"), good(3, round="+-0"), good(4, round="1e1"),
+        good(5, confidence=".5"), good(6, probs="[0.5, 0.5,]"),
+    ])
+    r = imp(db, p, labels=LABELS)
+    assert errs(r) == {1: "round 1_0 is not a whole number", 2: "confidence 0.9_9 is not a number in [0, 1]",
+                       3: "round +-0 is not a whole number",
+                       6: "probabilities are not a JSON list: '[0.5, 0.5,]'"}
+    assert db.sample("ds", "4")["round"] == 10
+
+
+def test_a_file_with_thousands_of_columns(db, tmp_path):
+    """Each column is a query parameter or two; parameter names must not clash past 10,000."""
+    extra = [f"f{i}" for i in range(5_100)]
+    p = tmp_path / "wide.csv"
+    p.write_text("id,text,label," + ",".join(extra) + "\n" + "1,a,pos," + ",".join("x" * len(extra)) + "\n"
+                 + "2,b,zzz," + ",".join("y" * len(extra)) + "\n", encoding="utf-8")
+    r = imp(db, p, labels=LABELS)
+    assert errs(r) == {2: "label 'zzz' is not in the label set"}
+    assert len(json.loads(db.sample("ds", "1")["meta"])) == 5_100
+
+
+def test_parquet_nan_in_metadata_is_json_null(db, tmp_path):
+    p = tmp_path / "f.parquet"
+    pl.DataFrame({"id": ["1", "2"], "text": ["a", "b"], "label": ["pos", "neg"],
+                  "score": [float("nan"), 0.5]}).write_parquet(p)
+    imp(db, p, labels=LABELS)
+    assert json.loads(db.sample("ds", "1")["meta"]) == {"score": None}
+    assert json.loads(db.sample("ds", "2")["meta"]) == {"score": 0.5}
+
+
+def test_preview_of_a_file_with_a_row_named_column(db, tmp_path):
+    from core.ingest import preview_file
+
+    head, rows, bad = preview_file(db, str(write_jsonl(tmp_path / "f.jsonl", [good(1, __row=7)])), "jsonl")
+    assert head.columns == ["__row", "id", "label", "text"] and rows == 1 and bad.height == 0
