@@ -317,6 +317,11 @@ def _text(staged: StagedFile, i: int) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
+def _present(staged: StagedFile, columns: Sequence[int]) -> str:
+    """SQL true for a staged row where any of ``columns`` has a value (not null, not blank)."""
+    return " OR ".join(f"({_strip(_text(staged, i))} <> '')" for i in columns)
+
+
 @dataclass
 class ImportPlan:
     """How staged columns feed the store, for :meth:`Store.import_staged`.
@@ -841,7 +846,7 @@ class Store:
     def staged_values(self, staged: StagedFile, columns: Sequence[int], limit: int | None = None) -> pl.DataFrame:
         """``__row`` plus the given staged columns (native types, named c<i>), for the rows
         where at least one of them is present (not null, not an empty string)."""
-        present = " OR ".join(f"({_strip(_text(staged, i))} <> '')" for i in columns)
+        present = _present(staged, columns)
         cols = ", ".join(f"c{i}" for i in columns)
         with self.cursor() as cur:
             return _frame(cur, f"SELECT __row, {cols} FROM _src WHERE {present} ORDER BY __row"
@@ -861,7 +866,7 @@ class Store:
         :meth:`stage_probabilities` (objects ``{label: p}``, NaN, bad numbers...).
         """
         given = [i for i in columns if i is not None]
-        present = " OR ".join(f"({_strip(_text(staged, i))} <> '')" for i in given)
+        present = _present(staged, given)
         if as_list:
             i = given[0]
             kind = staged.types[i]
