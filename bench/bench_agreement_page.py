@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from page_timing import time_page  # noqa: E402  (bench/ is on the path when run as a script)
+from page_timing import build_store_once, time_page  # noqa: E402  (bench/ is on the path when run as a script)
 
 DATASET = "bench"
 TARGET_WARM_S = 2.0
@@ -68,24 +67,8 @@ def write_annotations(out: Path, n_samples: int, categories: int, missing: float
 
 def build_store(db: Path, n_samples: int, categories: int, missing: float) -> None:
     """Create the benchmark store at ``db`` (once; an existing store with the dataset is reused)."""
-    from core.ingest import import_file
-    from core.store import open_store
-
-    store = open_store(db)
-    if store.has_dataset(DATASET):
-        print(f"reusing {db} ({store.table_counts()['annotations']:,} annotations)", flush=True)
-        store.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-agreement-page-files-") as tmp:
-        t0 = time.perf_counter()
-        path = write_annotations(Path(tmp), n_samples, categories, missing)
-        print(f"generated the file in {time.perf_counter() - t0:.1f} s", flush=True)
-        t0 = time.perf_counter()
-        res = import_file(store, path, DATASET, labels=labels_for(categories), actor="bench")
-        print(f"imported {path.name}: {res.rows_ok:,} rows in {time.perf_counter() - t0:.1f} s", flush=True)
-    counts = store.table_counts()
-    print(f"store: {counts['samples']:,} samples, {counts['annotations']:,} annotations", flush=True)
-    store.close()
+    build_store_once(db, DATASET, labels_for(categories),
+                     lambda tmp: [write_annotations(tmp, n_samples, categories, missing)])
 
 
 def main() -> int:

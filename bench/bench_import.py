@@ -84,7 +84,16 @@ def generate(path: Path, rows: int, seed: int = 7, probs: bool = False) -> tuple
     return n_samples, path.stat().st_size
 
 
-# --------------------------------------------------------------------------- the two timed children
+# --------------------------------------------------------------------------- the timed children
+
+# The end of a plain-DuckDB child: close, then print wall and CPU time since t0 / c0, the rows
+# counted in n and the peak RSS as one JSON line.
+DUCKDB_CHILD_REPORT = """
+con.close()
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": n,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
 
 CHILD_BARE = """
 import json, resource, sys, time, duckdb
@@ -93,11 +102,7 @@ t0, c0 = time.perf_counter(), time.process_time()
 con = duckdb.connect(db)
 con.execute("CREATE TABLE t AS SELECT * FROM read_json(?)", [src])
 n = con.execute("SELECT count(*) FROM t").fetchone()[0]
-con.close()
-elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": n,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+""" + DUCKDB_CHILD_REPORT
 
 # The least any import that keeps every field must do, with no validation at all: find every
 # key of every line (DuckDB's detection samples only the first lines), read them, write one
@@ -125,11 +130,7 @@ con.execute(\"\"\"INSERT INTO annotations (dataset, sample_id, annotator, label)
                SELECT 'floor', id, annotator, label FROM stg\"\"\")
 con.execute("COMMIT")
 n = con.execute("SELECT count(*) FROM annotations").fetchone()[0]
-con.close()
-elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": n,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+""" + DUCKDB_CHILD_REPORT
 
 CHILD_OURS = """
 import functools, json, resource, sys, time

@@ -16,7 +16,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from page_timing import time_page  # noqa: E402  (bench/ is on the path when run as a script)
+from page_timing import build_store_once, time_page  # noqa: E402  (bench/ is on the path when run as a script)
 
 LABELS = [f"intent_{i:02d}" for i in range(10)]
 DATASET = "bench"
@@ -75,26 +74,7 @@ def write_files(out: Path, rounds: int, n_samples: int, seed: int = 0) -> tuple[
 
 def build_store(db: Path, rounds: int, n_samples: int) -> None:
     """Create the benchmark store at ``db`` (once; an existing store with the dataset is reused)."""
-    from core.ingest import import_file
-    from core.store import open_store
-
-    store = open_store(db)
-    if store.has_dataset(DATASET):
-        print(f"reusing {db} ({store.table_counts()['predictions']:,} predictions)", flush=True)
-        store.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-files-") as tmp:
-        t0 = time.perf_counter()
-        ann_path, pred_path = write_files(Path(tmp), rounds, n_samples)
-        print(f"generated files in {time.perf_counter() - t0:.1f} s", flush=True)
-        for path in (ann_path, pred_path):
-            t0 = time.perf_counter()
-            res = import_file(store, path, DATASET, labels=LABELS, actor="bench")
-            print(f"imported {path.name}: {res.rows_ok:,} rows in {time.perf_counter() - t0:.1f} s", flush=True)
-    counts = store.table_counts()
-    print(f"store: {counts['samples']:,} samples, {counts['annotations']:,} annotations, "
-          f"{counts['predictions']:,} predictions", flush=True)
-    store.close()
+    build_store_once(db, DATASET, LABELS, lambda tmp: list(write_files(tmp, rounds, n_samples)))
 
 
 def main() -> None:
