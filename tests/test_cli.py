@@ -141,15 +141,6 @@ def test_busy_store_exits_1_with_store_busy(imported, tmp_path):
     assert cli("datasets", db=db).returncode == 0  # and fine once the other process is gone
 
 
-def _gold_labels_available() -> str | None:
-    try:
-        from core.metrics import gold_labels  # noqa: F401
-    except ImportError as exc:
-        return f"core.metrics.gold_labels is not available yet ({exc})"
-    return None
-
-
-@pytest.mark.skipif(_gold_labels_available() is not None, reason=str(_gold_labels_available()))
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_export_writes_gold_labels_with_provenance(imported, tmp_path, fmt):
     db, _, _ = imported

@@ -7,7 +7,6 @@ import hashlib
 import numpy as np
 import pytest
 
-from core import embeddings as E
 from core.embeddings import (
     CJK_THRESHOLD,
     EmbeddingError,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
@@ -36,6 +35,7 @@ from core.queue import (
     top_probabilities,
 )
 from core.review import ReviewConflict, ReviewError, save_review, save_reviews_bulk
+from thread_helpers import race
 
 LABELS = ["cancel", "refund", "other"]
 
@@ -307,20 +307,7 @@ def test_bulk_refusals_change_nothing(ds, rows, reviewer, message):
 
 def test_concurrent_bulk_saves_of_the_same_samples_one_wins(ds):
     rows = [{"sample_id": f"s{i}", "new_label": "other", "base_version": 0} for i in range(10)]
-    results, barrier = [], threading.Barrier(4)
-
-    def worker(i):
-        barrier.wait()
-        try:
-            results.append(save_reviews_bulk(ds, "d", rows, f"r{i}", None))
-        except ReviewConflict as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(lambda i: save_reviews_bulk(ds, "d", rows, f"r{i}", None), 4, ReviewConflict)
     assert sorted(r for r in results if isinstance(r, int)) == [10]
     assert sum(isinstance(r, ReviewConflict) for r in results) == 3
     assert ds.table_counts()["reviews"] == 10

@@ -9,6 +9,7 @@ import pytest
 
 from core.ingest import import_file
 from core.review import ReviewConflict, ReviewError, current_label, sample_version, save_review, undo_review
+from thread_helpers import race, run_threads
 
 LABELS = ["cancel", "refund", "other"]
 
@@ -93,20 +94,7 @@ def test_saving_closes_the_samples_queue_entries(ds):
 
 
 def test_eight_threads_same_sample_same_base_one_wins(ds):
-    results, barrier = [], threading.Barrier(8)
-
-    def worker(i):
-        barrier.wait()
-        try:
-            results.append(save_review(ds, "d", "s008", LABELS[i % 3], f"r{i}", None, 0))
-        except ReviewConflict as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(lambda i: save_review(ds, "d", "s008", LABELS[i % 3], f"r{i}", None, 0), 8, ReviewConflict)
     wins = [r for r in results if r == 1]
     conflicts = [r for r in results if isinstance(r, ReviewConflict)]
     assert len(wins) == 1 and len(conflicts) == 7
@@ -129,11 +117,7 @@ def test_eight_threads_distinct_samples_lose_nothing(store, tmp_path):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, n_threads)
     assert errors == []
     counts = store.table_counts()
     assert counts["reviews"] == n_threads * per_thread
@@ -145,17 +129,13 @@ def test_claims_never_hand_out_one_entry_twice(ds):
     ds.enqueue("d", ids, "label_issue", actor="lead", priority=list(range(20)))
     got, barrier = [], threading.Barrier(4)
 
-    def claimer(name):
+    def claimer(i):
         barrier.wait()
         for _ in range(5):
-            entry = ds.claim_queue_entry("d", f"{name}-{_}", claim_ttl_seconds=600)
+            entry = ds.claim_queue_entry("d", f"r{i}-{_}", claim_ttl_seconds=600)
             got.append(entry["sample_id"])
 
-    threads = [threading.Thread(target=claimer, args=(f"r{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(claimer, 4)
     assert sorted(got) == sorted(ids)
     assert ds.claim_queue_entry("d", "late", claim_ttl_seconds=600) is None
 

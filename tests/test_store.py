@@ -23,6 +23,7 @@ from core.store import (
     StoreError,
     open_store,
 )
+from thread_helpers import run_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,11 +68,13 @@ def _seed(store: Store, dataset: str = "ds", ids: tuple[str, ...] = ("s1", "s2",
                        annotations=annotations, predictions=predictions, errors=errors, actor="test")
 
 
-HOLDER = textwrap.dedent(
+# The start of a child process that opens the store file sys.argv[1] with plain DuckDB. Our
+# store may still linger on the file for a moment: the child waits for the lock (60 s at most).
+CONNECT_WHEN_FREE = textwrap.dedent(
     """
     import sys, time, duckdb
     deadline = time.monotonic() + 60
-    while True:  # our store may still linger on the file for a moment: wait for it
+    while True:
         try:
             con = duckdb.connect(sys.argv[1])
             break
@@ -79,6 +82,11 @@ HOLDER = textwrap.dedent(
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+    """
+)
+
+HOLDER = CONNECT_WHEN_FREE + textwrap.dedent(
+    """
     print("ready", flush=True)
     # Hold the file until the parent closes our stdin (or 60 s at most, should the parent die).
     import select
@@ -228,18 +236,8 @@ def test_lock_is_released_between_operations(tmp_path):
     path = tmp_path / "s.duckdb"
     store = open_store(path)
     _seed(store)
-    writer = textwrap.dedent(
+    writer = CONNECT_WHEN_FREE + textwrap.dedent(
         """
-        import sys, time, duckdb
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                con = duckdb.connect(sys.argv[1])
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         con.execute("INSERT INTO audit_log (actor, action, dataset) VALUES ('other-process', 'cli.write', 'ds')")
         con.close()
         """
@@ -289,12 +287,7 @@ def test_threads_share_one_store(db):
         except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    run_threads(work, n_threads)
     assert errors == []
     counts = db.table_counts()
     assert counts["import_errors"] == n_threads * n_iter
