@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.store import ROLES_THAT_WRITE, PermissionDenied
+from core import roles as _roles
+from core.roles import NO_ROLE, ROLES, ROLES_THAT_WRITE, Action, PermissionDenied  # noqa: F401 (re-exported)
 
-ROLES = ("lead", "reviewer", "stakeholder")
-LOCAL_ROLE = "lead"          # every actor's role when no users are configured
-SYSTEM_ROLE = "system"
-NO_ROLE = "none"             # an actor that is not a configured user
+LOCAL_ROLE = _roles.LEAD     # every actor's role when no users are configured
+SYSTEM_ROLE = _roles.SYSTEM
 SYSTEM_ACTORS = frozenset({"cli", "demo-loader"})
 SYSTEM_PREFIX = "system:"
 DEFAULT_USERS_FILE = Path(".streamlit") / "secrets.toml"
@@ -259,16 +258,26 @@ def role_of(actor: str | None, users: dict[str, User] | None = None) -> str:
 
 
 def may_write(actor: str | None, users: dict[str, User] | None = None) -> bool:
-    return role_of(actor, users) in ROLES_THAT_WRITE
+    return _roles.may_write(role_of(actor, users))
+
+
+def may(actor: str | None, action: Action | str, users: dict[str, User] | None = None) -> bool:
+    """Whether ``actor`` may take ``action`` (the pages' switch for showing a control)."""
+    try:
+        return _roles.allowed(role_of(actor, users), action)
+    except AuthConfigError:
+        return False
+
+
+def authorize(actor: str | None, action: Action | str | None, users: dict[str, User] | None = None) -> None:
+    """The one permission check: raise :class:`core.roles.PermissionDenied` unless ``actor``'s role
+    may take ``action`` (``None``: may change anything at all). Every write in core calls it first."""
+    _roles.check(role_of(actor, users), action, actor)
 
 
 def require_write(actor: str | None, users: dict[str, User] | None = None) -> None:
-    """Raise :class:`core.store.PermissionDenied` unless ``actor``'s role may change data."""
-    role = role_of(actor, users)
-    if role not in ROLES_THAT_WRITE:
-        shown = (actor or "").strip() or "(no name)"
-        what = "not a configured user" if role == NO_ROLE else role
-        raise PermissionDenied(f"{shown} ({what}) may not change data")
+    """Raise :class:`core.roles.PermissionDenied` unless ``actor``'s role may change data at all."""
+    authorize(actor, None, users)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import polars as pl
 
-from core.auth import require_write
+from core.auth import authorize
+from core.roles import Action
 from core.store import TEXT_FIELDS, ImportPlan, StagedFile, Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
@@ -415,7 +416,7 @@ def import_file(
     The file is read once into a DuckDB staging table; validation and the write run there as
     SQL (:meth:`core.store.Store.import_staged`), so big files never travel through Python.
     """
-    require_write(actor)
+    authorize(actor, Action.IMPORT)
     report = progress or _noop
     dataset = (dataset or "").strip()
     if not dataset:

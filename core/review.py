@@ -6,7 +6,8 @@ from typing import Any
 
 import duckdb
 
-from core.auth import require_write
+from core.auth import authorize
+from core.roles import Action
 from core.store import Store, StoreError
 
 QUEUE_REASONS = ("low_confidence", "disagreement", "label_issue", "active_learning", "manual")
@@ -67,7 +68,7 @@ def save_review(store: Store, dataset: str, sample_id: str, new_label: str, revi
     reviewer = (reviewer or "").strip()
     if not reviewer:
         raise ReviewError("a reviewer name is required")
-    require_write(reviewer)
+    authorize(reviewer, Action.REVIEW)
     with store.cursor():  # one cursor for the whole save: the file is opened once
         return _save_review(store, dataset, sample_id, new_label, reviewer, reason, base_version, action)
 
@@ -140,7 +141,7 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
     reviewer = (reviewer or "").strip()
     if not reviewer:
         raise ReviewError("a reviewer name is required")
-    require_write(reviewer)
+    authorize(reviewer, Action.REVIEW)
     items = rows.to_dicts() if isinstance(rows, pl.DataFrame) else [dict(r) for r in rows]
     if not items:
         return 0

@@ -35,13 +35,15 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from core.auth import authorize
+from core.roles import ROLES_THAT_WRITE, Action, PermissionDenied  # noqa: F401 (re-exported)
+
 DEFAULT_DB_PATH = Path("data") / "quality.duckdb"
 DEFAULT_BUSY_TIMEOUT = 15.0
 # After the last operation of a process ends, the file stays open this long before the lock is
 # released: bursts of operations (a page run, a review save) then open the file once, while
 # another process still gets the lock a fraction of a second after this one goes idle.
 DEFAULT_LINGER = 0.3
-ROLES_THAT_WRITE = frozenset({"lead", "reviewer", "system"})
 #: The text columns of a sample, in the order every module joins them.
 TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
 
@@ -61,15 +63,6 @@ class UnknownDataset(StoreError, KeyError):
         return str(self.args[0]) if self.args else "unknown dataset"
 
 
-class PermissionDenied(StoreError):
-    """The acting user's role may not perform this write."""
-
-
-def _require_write(actor: str | None) -> None:
-    """Raise :class:`PermissionDenied` unless ``actor`` may change data (rules in :mod:`core.auth`)."""
-    from core.auth import require_write  # imported here: core.auth imports this module
-
-    require_write(actor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +571,7 @@ class Store:
 
     def set_dataset_setting(self, name: str, key: str, value: Any, actor: str) -> None:
         """Set one setting of a dataset (e.g. ``confidence_threshold``), audited."""
-        _require_write(actor)
+        authorize(actor, Action.SETTINGS)
         with self.transaction() as cur:
             info = self.get_dataset(name)
             old = info.settings.get(key)
@@ -610,7 +603,9 @@ class Store:
     def audit(self, actor: str, action: str, dataset: str | None = None, sample_id: str | None = None,
               old_value: str | None = None, new_value: str | None = None,
               detail: dict[str, Any] | None = None) -> None:
-        """Append one row to the audit log in its own transaction."""
+        """Append one row to the audit log in its own transaction (system actors only: every
+        user action is audited by the write that performs it)."""
+        authorize(actor, Action.AUDIT_NOTE)
         with self.transaction() as cur:
             self._audit(cur, actor, action, dataset, sample_id, old_value, new_value, detail)
 
@@ -921,7 +916,7 @@ class Store:
         that is neither in the file nor stored. Returns the counts written and the errors
         (``__row, reason, raw``, read errors included, by row).
         """
-        _require_write(actor)
+        authorize(actor, Action.IMPORT)
         p = _Params()
         d = p(dataset)
         # Rows still in the running: parsed fields (_k) minus rejected rows (_bad).
@@ -1164,7 +1159,7 @@ class Store:
         round, model, predicted, confidence, probs (aligned with ``labels``). ``errors``:
         __row, reason, raw. Same rules as :meth:`import_staged`.
         """
-        _require_write(actor)
+        authorize(actor, Action.IMPORT)
         frames = {"_f_samples": samples, "_f_ann": annotations, "_f_pred": predictions, "_f_err": errors}
         with self.transaction() as cur:
             for name, frame in frames.items():
@@ -1464,7 +1459,7 @@ class Store:
 
         Returns the number of entries added. Audited as one ``queue.add`` row.
         """
-        _require_write(actor)
+        authorize(actor, Action.QUEUE_RULES)
         ids = list(dict.fromkeys(str(s) for s in sample_ids))
         if not ids:
             return 0
@@ -1502,7 +1497,7 @@ class Store:
     def set_excluded(self, dataset: str, sample_ids: Sequence[str], excluded: bool, actor: str,
                      reason: str | None = None) -> int:
         """Mark samples excluded from (or back into) export; returns how many changed. Audited."""
-        _require_write(actor)
+        authorize(actor, Action.EXCLUDE)
         ids = list(dict.fromkeys(str(s) for s in sample_ids))
         if not ids:
             return 0
@@ -1569,6 +1564,7 @@ class Store:
         The primary key (dataset, sample_id, version) makes a concurrent save of the same
         version fail at commit, which :mod:`core.review` turns into a ``ReviewConflict``.
         """
+        authorize(reviewer, Action.REVIEW)
         now = _now()
         with self.transaction() as cur:
             cur.execute(
@@ -1609,7 +1605,7 @@ class Store:
         an unexpired claim gets that entry back. Two sessions never get the same entry: the
         UPDATE is conditional on the status read, and a lost race is retried.
         """
-        _require_write(reviewer)
+        authorize(reviewer, Action.CLAIM)
         reason_list = list(reasons) if reasons else None
         for _attempt in range(20):
             try:
@@ -1649,7 +1645,7 @@ class Store:
 
     def set_queue_status(self, entry_id: int, status: str, actor: str) -> None:
         """Set an entry's status (``open`` releases a claim, ``skipped``, ``done``), audited."""
-        _require_write(actor)
+        authorize(actor, Action.QUEUE_STATUS)
         if status not in {"open", "claimed", "done", "skipped"}:
             raise ValueError(f"unknown queue status {status!r}")
         with self.transaction() as cur:
@@ -1751,6 +1747,7 @@ class Store:
         The primary key (dataset, sample_id, version) makes a concurrent save of any of the same
         versions fail, which :mod:`core.review` turns into a ``ReviewConflict``.
         """
+        authorize(reviewer, Action.REVIEW)
         frame = rows.select(pl.col("sample_id").cast(pl.Utf8), pl.col("version").cast(pl.Int32),
                             pl.col("base_version").cast(pl.Int32), pl.col("old_label").cast(pl.Utf8),
                             pl.col("new_label").cast(pl.Utf8))
@@ -1797,7 +1794,7 @@ class Store:
 
     def save_imported_round_metrics(self, dataset: str, table: pl.DataFrame, actor: str) -> int:
         """Replace the imported evaluation rows of ``dataset`` with ``table`` (round, n_labeled, metric, value)."""
-        _require_write(actor)
+        authorize(actor, Action.EVALUATION)
         with self.transaction() as cur:
             self.get_dataset(dataset)
             cur.execute("DELETE FROM imported_round_metrics WHERE dataset = ?", [dataset])

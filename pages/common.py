@@ -7,7 +7,7 @@ import os
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core.auth import NO_ROLE, AuthConfigError, load_users, role_of
+from core.auth import NO_ROLE, AuthConfigError, PermissionDenied, load_users, role_of
 from core.store import ROLES_THAT_WRITE, Store, StoreBusy, StoreError, default_db_path, open_store
 
 BAND_GOOD = 0.8
@@ -98,7 +98,7 @@ def show_store_error(exc: Exception) -> None:
     """Show a store or input error as a plain message (never a traceback)."""
     if isinstance(exc, StoreBusy):
         st.warning(f"{exc}")
-    elif isinstance(exc, (StoreError, ValueError)):
+    elif isinstance(exc, (StoreError, ValueError, PermissionDenied)):
         st.error(str(exc))
     else:
         st.error(f"Unexpected error: {type(exc).__name__}: {exc}")

@@ -359,10 +359,20 @@ def test_a_read_only_actor_cannot_write_and_nothing_changes(filled, tmp_path, wr
     assert_unchanged(before, snapshot(filled))
 
 
+#: The writes a reviewer may make; every other write is a team lead's (core.roles.ALLOWED).
+REVIEWER_WRITES = {"save_review", "save_reviews_bulk", "undo_review", "set_queue_status", "claim_queue_entry"}
+
+
 @pytest.mark.parametrize("write", [w for w in WRITES if w != "write_import"])
 @pytest.mark.parametrize("actor", ["alice", "rita"])
-def test_leads_and_reviewers_can_write(filled, tmp_path, write, actor):
+def test_leads_and_reviewers_can_write_what_their_role_allows(filled, tmp_path, write, actor):
     before = snapshot(filled)
+    if actor == "rita" and write not in REVIEWER_WRITES:
+        with pytest.raises(PermissionDenied) as err:
+            _writes(filled, tmp_path)[write](actor)
+        assert str(err.value).startswith("rita (reviewer) may not ") and "(team leads only)" in str(err.value)
+        assert_unchanged(before, snapshot(filled))
+        return
     _writes(filled, tmp_path)[write](actor)
     after = snapshot(filled)
     assert any(not before[t].equals(after[t]) for t in _TABLES)

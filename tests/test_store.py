@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from core.store import (
+    PermissionDenied,
     MIGRATIONS,
     SCHEMA_VERSION,
     Store,
@@ -161,7 +162,7 @@ def test_transaction_rolls_back_on_python_exception(db):
         with db.transaction() as cur:
             cur.execute("INSERT INTO datasets (name, labels) VALUES (?, ?)", ["half", ["a"]])
             cur.execute("DELETE FROM samples")
-            db.audit("t", "half.written")  # nested use joins the same transaction
+            db.audit("system:t", "half.written")  # nested use joins the same transaction
             raise RuntimeError("boom")
     assert db.table_counts() == before
     assert not db.has_dataset("half")
@@ -177,7 +178,7 @@ def test_transaction_rolls_back_on_sql_error(db):
     assert db.table_counts() == before
     assert db.dataset_names() == ["ds"]
     # and the store is usable afterwards
-    db.audit("t", "after.rollback")
+    db.audit("system:t", "after.rollback")
     assert db.table_counts()["audit_log"] == before["audit_log"] + 1
 
 
@@ -214,7 +215,7 @@ def test_second_process_holding_the_file_gives_store_busy(tmp_path):
             store.table_counts()
         assert "another process" in str(info.value)
         with pytest.raises(StoreBusy, match="store busy"):
-            store.audit("t", "while.busy")
+            store.audit("system:t", "while.busy")
         with pytest.raises(StoreBusy, match="store busy"):
             open_store(path, busy_timeout=0.5)
     finally:
@@ -222,7 +223,7 @@ def test_second_process_holding_the_file_gives_store_busy(tmp_path):
     assert holder.returncode == 0
     # The holder is gone: the same Store object works again and nothing was lost.
     assert store.table_counts() == before
-    store.audit("t", "after.busy")
+    store.audit("system:t", "after.busy")
     assert store.table_counts()["audit_log"] == before["audit_log"] + 1
     assert store.samples("ds")["sample_id"].to_list() == ["s1", "s2", "s3"]
 
@@ -248,7 +249,7 @@ def test_lock_is_released_between_operations(tmp_path):
         assert done.returncode == 0, done.stderr
         log = store.audit_log(actor="other-process")
         assert log.height == i + 1
-        store.audit("us", "in.between")
+        store.audit("system:us", "in.between")
     assert store.samples("ds").height == 3
     assert store.audit_log(action="in.between").height == 2
 
@@ -277,9 +278,9 @@ def test_threads_share_one_store(db):
         try:
             barrier.wait(timeout=30)
             for i in range(n_iter):
-                db.audit(f"thread-{t}", "thread.write", "ds", None, None, str(i))
+                db.audit(f"system:thread-{t}", "thread.write", "ds", None, None, str(i))
                 assert db.samples("ds").height == 3
-                assert db.audit_log(actor=f"thread-{t}").height == i + 1
+                assert db.audit_log(actor=f"system:thread-{t}").height == i + 1
                 with db.transaction() as cur:
                     cur.execute("INSERT INTO import_errors (import_id, dataset, file, row_number, reason) "
                                 "VALUES (?, ?, ?, ?, ?)", [t, "ds", f"t{t}", i, "thread"])
@@ -320,14 +321,17 @@ def test_audit_rows_are_written(db):
     _seed(db)
     db.enqueue("ds", ["s1"], "r", "lead")
     db.set_dataset_setting("ds", "confidence_threshold", 0.7, actor="lead")
-    db.audit("lead", "custom.action", "ds", "s1", "a", "b", {"note": "中文 ✓"})
+    db.audit("system:rules", "custom.action", "ds", "s1", "a", "b", {"note": "中文 ✓"})
     log = db.audit_log(dataset="ds")
     actions = log["action"].to_list()
     assert actions[0] == "custom.action"  # newest first
     for action in ("dataset.create", "import", "queue.add", "dataset.setting", "custom.action"):
         assert action in actions
     row = log.filter(pl.col("action") == "custom.action").row(0, named=True)
-    assert (row["actor"], row["sample_id"], row["old_value"], row["new_value"]) == ("lead", "s1", "a", "b")
+    assert (row["actor"], row["sample_id"], row["old_value"], row["new_value"]) == ("system:rules", "s1", "a", "b")
+    with pytest.raises(PermissionDenied):  # a person cannot forge an audit row
+        db.audit("lead", "forged.action", "ds")
+    assert db.audit_log(action="forged.action").height == 0
     assert json.loads(row["detail"]) == {"note": "中文 ✓"}
     assert row["logged_at"] is not None
     assert db.get_dataset("ds").settings == {"confidence_threshold": 0.7}
