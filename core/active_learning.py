@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 from scipy.spatial.distance import cdist
 
-from core import selection
+from core import selection, vocab
 from core.embeddings import describe_choice, embed, resolve_model, text_hash
-from core.metrics import gold_labels
+from core.gold import gold_labels
 from core.quality import combine_fields
 # The text fields joined (newline, empty ones skipped) into the text that is embedded: the same
 # fields and order as the drift page, so both share the embedding cache.
@@ -225,7 +225,7 @@ def pool_from_frames(
     reviewed_ids = set(reviews["sample_id"].cast(pl.Utf8).to_list()) if reviews.height else set()
     queued_ids = set()
     if queue.height:
-        queued_ids = set(queue.filter(pl.col("status").is_in(["open", "claimed"]))["sample_id"]
+        queued_ids = set(queue.filter(pl.col("status").is_in(vocab.LIVE_STATUSES))["sample_id"]
                          .cast(pl.Utf8).to_list())
     ids = df["sample_id"].to_list()
     reviewed = np.array([s in reviewed_ids for s in ids], dtype=bool)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from core.gold import gold_labels
 from core.store import Store
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
@@ -16,10 +17,8 @@ def gold_frame(store: Store, dataset: str, include_excluded: bool = False) -> pl
     """Samples that have a gold label: text fields, ``label`` and ``label_source``.
 
     The gold label is the latest review if any, else the annotators' majority vote when it
-    is not a tie (see :func:`core.metrics.gold_labels`); samples with neither are left out.
+    is not a tie (see :func:`core.gold.gold_labels`); samples with neither are left out.
     """
-    from core.metrics import gold_labels
-
     store.get_dataset(dataset)  # raises UnknownDataset with a clear message
     gold = gold_labels(store.annotations(dataset), store.latest_reviews(dataset))
     gold = gold.filter(pl.col("gold_label").is_not_null())

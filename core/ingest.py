@@ -21,13 +21,14 @@ from typing import Any, Callable
 
 import polars as pl
 
+from core import vocab
 from core.auth import authorize
 from core.roles import Action
 from core.store import TEXT_FIELDS, ImportPlan, StagedFile, Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
            ".parquet": "parquet", ".pq": "parquet"}
-PROB_TOLERANCE = 1e-3
+PROB_TOLERANCE = vocab.PROB_SUM_TOLERANCE
 DEFAULT_ANNOTATOR = "default"
 
 # Common source names for each target field, matched case-insensitively.

@@ -1,4 +1,4 @@
-"""Iteration metrics: gold labels, per-round scikit-learn metrics, labeled volume, plateau signal, imported rounds."""
+"""Iteration metrics: per-round scikit-learn metrics, labeled volume, plateau signal, imported rounds."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from core.validation import no_nulls, require_frame, unify_columns
+from core.validation import normalise_labels as _normalise
+from core.validation import unify as _unify
+
 __all__ = [
     "METRIC_NAMES",
     "classification_metrics",
-    "gold_labels",
-    "labeled_volume",
+        "labeled_volume",
     "merge_imported_rounds",
     "per_class_f1_matrix",
     "plateau",
@@ -43,83 +46,6 @@ _PLATEAU_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _require_frame(df: Any, name: str, columns: Sequence[str]) -> None:
-    """Raise ValueError unless ``df`` is a polars DataFrame holding ``columns``."""
-    if not isinstance(df, pl.DataFrame):
-        raise ValueError(f"{name} must be a polars DataFrame, got {type(df).__name__}")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{name} is missing column(s) {', '.join(missing)}; expected columns {', '.join(columns)}"
-        )
-
-
-def _kind(dtype: pl.DataType) -> str | None:
-    """Coarse kind of a label/id dtype: 'text', 'number', 'boolean', 'null' or None (unsupported)."""
-    if dtype == pl.String:
-        return "text"
-    if dtype == pl.Boolean:
-        return "boolean"
-    if dtype == pl.Null:
-        return "null"
-    if dtype.is_integer() or dtype.is_float():
-        return "number"
-    return None
-
-
-def _normalise(s: pl.Series, name: str) -> pl.Series:
-    """Cast categoricals to text and reject dtypes that cannot hold labels or ids."""
-    if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
-        s = s.cast(pl.String)
-    if _kind(s.dtype) is None:
-        raise ValueError(f"{name} must hold text, integer, float or boolean values, got dtype {s.dtype}")
-    return s
-
-
-def _unify(named: Sequence[tuple[str, pl.Series]]) -> list[pl.Series]:
-    """Cast series that must be compared with each other to one dtype, or raise ValueError.
-
-    Integers and floats are compatible (cast to Float64 if any is float, else Int64);
-    an all-null/empty series takes the dtype of the others; text, numbers and booleans
-    never mix.
-    """
-    series = [_normalise(s, n) for n, s in named]
-    kinds = {_kind(s.dtype) for s in series} - {"null"}
-    if len(kinds) > 1:
-        described = ", ".join(f"{n} holds {_kind(s.dtype)} values" for (n, _), s in zip(named, series))
-        raise ValueError(f"values that are compared must have the same type, but {described}")
-    if not kinds:
-        target: pl.DataType = pl.String()
-    elif kinds == {"number"}:
-        dtypes = [s.dtype for s in series if s.dtype != pl.Null]
-        if all(d == dtypes[0] for d in dtypes):
-            target = dtypes[0]
-        else:
-            target = pl.Float64() if any(d.is_float() for d in dtypes) else pl.Int64()
-    else:
-        target = next(s.dtype for s in series if s.dtype != pl.Null)
-    return [s if s.dtype == target else s.cast(target) for s in series]
-
-
-def _unify_columns(
-    left: pl.DataFrame, left_col: str, right: pl.DataFrame, right_col: str, left_name: str, right_name: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Give ``left[left_col]`` and ``right[right_col]`` one dtype (see ``_unify``)."""
-    a, b = _unify([(f"{left_name}.{left_col}", left[left_col]), (f"{right_name}.{right_col}", right[right_col])])
-    if a.dtype != left[left_col].dtype:
-        left = left.with_columns(a.alias(left_col))
-    if b.dtype != right[right_col].dtype:
-        right = right.with_columns(b.alias(right_col))
-    return left, right
-
-
-def _no_nulls(df: pl.DataFrame, name: str, column: str) -> None:
-    """Raise ValueError when ``df[column]`` has missing values."""
-    n_null = df[column].null_count()
-    if n_null:
-        raise ValueError(f"{name}.{column} has {n_null} missing (null) value(s)")
 
 
 def _as_label_series(values: Any, name: str) -> pl.Series:
@@ -245,72 +171,6 @@ def classification_metrics(y_true: Any, y_pred: Any, labels: Sequence[Any] | Non
     return _metrics_from_codes(_encode(t, lab, "y_true").to_numpy(), _encode(p, lab, "y_pred").to_numpy(), lab)
 
 
-def gold_labels(annotations: pl.DataFrame, reviews: pl.DataFrame) -> pl.DataFrame:
-    """Gold label per sample: the latest review, else a strict-plurality vote of annotators.
-
-    ``annotations``: columns sample_id, annotator, label (one vote per distinct annotator
-    and label on a sample; rows with a null label are ignored).
-    ``reviews``: columns sample_id, version, new_label; the review with the highest
-    version of a sample is its latest (rows with a null new_label are ignored).
-
-    Rules, per sample:
-      1. a review exists -> gold is the latest review's new_label, source 'review'
-         (it beats any vote);
-      2. else the label with strictly the most votes -> source 'majority'
-         (a single annotator is a majority of one);
-      3. else (a tie for the most votes) -> no gold: the sample is ABSENT from the result.
-
-    Returns a DataFrame sample_id, gold_label, source ('review' | 'majority'), one row
-    per sample that has a gold label, sorted by sample_id; never a null gold_label.
-    Vectorised (group_by); no per-sample Python work.
-
-    Raises ValueError for missing columns, null sample_id or version, label or id columns
-    of incompatible types, or two latest reviews of a sample (same version) that disagree.
-    """
-    _require_frame(annotations, "annotations", ("sample_id", "annotator", "label"))
-    _require_frame(reviews, "reviews", ("sample_id", "version", "new_label"))
-    ann = annotations.select("sample_id", "annotator", "label")
-    rev = reviews.select("sample_id", "version", "new_label")
-    _no_nulls(ann, "annotations", "sample_id")
-    _no_nulls(rev, "reviews", "sample_id")
-    _no_nulls(rev, "reviews", "version")
-    ann, rev = _unify_columns(ann, "sample_id", rev, "sample_id", "annotations", "reviews")
-    ann, rev = _unify_columns(ann, "label", rev, "new_label", "annotations", "reviews")
-
-    latest = (
-        rev.lazy()
-        .filter(pl.col("new_label").is_not_null())
-        .filter(pl.col("version") == pl.col("version").max().over("sample_id"))
-        .group_by("sample_id")
-        .agg(
-            pl.col("new_label").first().alias("gold_label"),
-            pl.col("new_label").n_unique().alias("n_distinct"),
-        )
-        .collect()
-    )
-    conflicts = latest.filter(pl.col("n_distinct") > 1)
-    if conflicts.height:
-        example = conflicts["sample_id"].sort().head(5).to_list()
-        raise ValueError(
-            f"reviews has {conflicts.height} sample(s) whose latest version holds different "
-            f"new_label values, e.g. sample_id {example}"
-        )
-    from_review = latest.select("sample_id", "gold_label", source=pl.lit("review"))
-
-    majority = (
-        ann.lazy()
-        .filter(pl.col("label").is_not_null())
-        .join(from_review.lazy().select("sample_id"), on="sample_id", how="anti")
-        .group_by("sample_id", "label")
-        .agg(pl.col("annotator").n_unique().alias("votes"))
-        .filter(pl.col("votes") == pl.col("votes").max().over("sample_id"))
-        .filter(pl.len().over("sample_id") == 1)
-        .select("sample_id", pl.col("label").alias("gold_label"), source=pl.lit("majority"))
-        .collect()
-    )
-    return pl.concat([from_review, majority]).sort("sample_id")
-
-
 def round_metrics(
     predictions: pl.DataFrame, gold: pl.DataFrame, labels: Sequence[Any] | None = None
 ) -> tuple[pl.DataFrame, dict[int, dict]]:
@@ -335,19 +195,19 @@ def round_metrics(
     duplicate (sample_id, round) predictions of gold samples, duplicate gold sample_ids,
     or label problems as in ``classification_metrics``.
     """
-    _require_frame(predictions, "predictions", ("sample_id", "round", "predicted"))
-    _require_frame(gold, "gold", ("sample_id", "gold_label"))
+    require_frame(predictions, "predictions", ("sample_id", "round", "predicted"))
+    require_frame(gold, "gold", ("sample_id", "gold_label"))
     pred = predictions.select("sample_id", "round", "predicted")
     gld = gold.select("sample_id", "gold_label").filter(pl.col("gold_label").is_not_null())
-    _no_nulls(pred, "predictions", "sample_id")
-    _no_nulls(pred, "predictions", "round")
-    _no_nulls(gld, "gold", "sample_id")
+    no_nulls(pred, "predictions", "sample_id")
+    no_nulls(pred, "predictions", "round")
+    no_nulls(gld, "gold", "sample_id")
     if not (pred["round"].dtype.is_integer() or pred["round"].dtype == pl.Null):
         raise ValueError(f"predictions.round must hold integer round numbers, got dtype {pred['round'].dtype}")
     if gld["sample_id"].is_duplicated().any():
         dupes = gld.filter(pl.col("sample_id").is_duplicated())["sample_id"].unique().sort().head(5).to_list()
         raise ValueError(f"gold has more than one row for sample_id(s) {dupes}")
-    pred, gld = _unify_columns(pred, "sample_id", gld, "sample_id", "predictions", "gold")
+    pred, gld = unify_columns(pred, "sample_id", gld, "sample_id", "predictions", "gold")
     pred = pred.filter(pl.col("predicted").is_not_null())
     y_true, y_pred = _unify([("gold.gold_label", gld["gold_label"]), ("predictions.predicted", pred["predicted"])])
     if labels is None:
@@ -410,17 +270,17 @@ def labeled_volume(samples: pl.DataFrame, gold: pl.DataFrame) -> pl.DataFrame:
     Raises ValueError for missing columns, null or duplicate sample_ids in ``samples``,
     or non-integer rounds.
     """
-    _require_frame(samples, "samples", ("sample_id", "round"))
-    _require_frame(gold, "gold", ("sample_id", "gold_label"))
+    require_frame(samples, "samples", ("sample_id", "round"))
+    require_frame(gold, "gold", ("sample_id", "gold_label"))
     smp = samples.select("sample_id", "round")
-    _no_nulls(smp, "samples", "sample_id")
+    no_nulls(smp, "samples", "sample_id")
     if not (smp["round"].dtype.is_integer() or smp["round"].dtype == pl.Null):
         raise ValueError(f"samples.round must hold integer round numbers, got dtype {smp['round'].dtype}")
     if smp["sample_id"].is_duplicated().any():
         dupes = smp.filter(pl.col("sample_id").is_duplicated())["sample_id"].unique().sort().head(5).to_list()
         raise ValueError(f"samples has more than one row for sample_id(s) {dupes}")
     gold_ids = gold.filter(pl.col("gold_label").is_not_null()).select("sample_id").unique()
-    smp, gold_ids = _unify_columns(smp, "sample_id", gold_ids, "sample_id", "samples", "gold")
+    smp, gold_ids = unify_columns(smp, "sample_id", gold_ids, "sample_id", "samples", "gold")
     return (
         smp.filter(pl.col("round").is_not_null())
         .join(gold_ids.with_columns(pl.lit(1, dtype=pl.Int64).alias("_g")), on="sample_id", how="left")
@@ -513,8 +373,8 @@ def merge_imported_rounds(computed: pl.DataFrame, imported: pl.DataFrame) -> pl.
 
     Raises ValueError with the offending column named when a table is malformed.
     """
-    _require_frame(computed, "computed", ("round", "n_eval", *METRIC_NAMES))
-    _require_frame(imported, "imported", _IMPORTED_COLUMNS)
+    require_frame(computed, "computed", ("round", "n_eval", *METRIC_NAMES))
+    require_frame(imported, "imported", _IMPORTED_COLUMNS)
 
     imp_round = _integral(imported["round"], "imported.round", nullable=False)
     imp_n = _integral(imported["n_labeled"], "imported.n_labeled", nullable=True)
@@ -611,7 +471,7 @@ def per_class_f1_matrix(per_round: Mapping[int, dict]) -> pl.DataFrame:
         if out is None:
             out = col
         else:
-            out, col = _unify_columns(out, "label", col, "label", "per_round", f"per_round[{r!r}]")
+            out, col = unify_columns(out, "label", col, "label", "per_round", f"per_round[{r!r}]")
             out = out.join(col, on="label", how="full", coalesce=True)
     if out is None:
         return pl.DataFrame({"label": []})
@@ -659,7 +519,7 @@ def iteration_table(
 
     Returns the columns of ``ITERATION_COLUMNS``, sorted by round, computed before imported.
     """
-    _require_frame(volume, "volume", ("round", "new_labeled", "cumulative_labeled"))
+    require_frame(volume, "volume", ("round", "new_labeled", "cumulative_labeled"))
     if imported is None:
         imported = empty_imported()
     vol = volume.select(
@@ -697,7 +557,7 @@ def progress_curve(table: pl.DataFrame) -> pl.DataFrame:
     change (macro-F1 minus the previous row's; null for the first), sorted by round; rows
     without a macro-F1 are left out. Pass ``macro_f1`` to ``plateau`` for the stop signal.
     """
-    _require_frame(table, "table", ("round", "source", "n_labeled", "macro_f1"))
+    require_frame(table, "table", ("round", "source", "n_labeled", "macro_f1"))
     return (
         table.filter(pl.col("macro_f1").is_not_null())
         .with_columns((pl.col("source") != "computed").alias("_rank"))
@@ -719,8 +579,8 @@ def volume_bars(volume: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     imported rows of ``table`` (from ``iteration_table``), source 'imported'. Returns round,
     n_labeled, source sorted by round; rows without a number are left out.
     """
-    _require_frame(volume, "volume", ("round", "cumulative_labeled"))
-    _require_frame(table, "table", ("round", "source", "n_labeled"))
+    require_frame(volume, "volume", ("round", "cumulative_labeled"))
+    require_frame(table, "table", ("round", "source", "n_labeled"))
     own = volume.select(
         pl.col("round").cast(pl.Int64), pl.col("cumulative_labeled").cast(pl.Int64).alias("n_labeled"),
         source=pl.lit("computed"),
@@ -814,8 +674,8 @@ def combine_imported(existing: pl.DataFrame, new: pl.DataFrame, replace: bool = 
     Returns those columns with their types (round Int64, n_labeled Int64, metric String,
     value Float64), sorted by round and metric.
     """
-    _require_frame(existing, "existing", _IMPORTED_COLUMNS)
-    _require_frame(new, "new", _IMPORTED_COLUMNS)
+    require_frame(existing, "existing", _IMPORTED_COLUMNS)
+    require_frame(new, "new", _IMPORTED_COLUMNS)
 
     def typed(df: pl.DataFrame) -> pl.DataFrame:
         return df.select([pl.col(c).cast(t) for c, t in _IMPORTED_SCHEMA.items()])
@@ -841,3 +701,12 @@ def confusion_shares(confusion: Any) -> np.ndarray:
         raise ValueError("confusion must not hold negative counts")
     totals = cm.sum(axis=1, keepdims=True)
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def __getattr__(name: str) -> Any:
+    # gold_labels moved to core.gold (the gold-label rule is policy, not a metric); old imports keep working.
+    if name == "gold_labels":
+        from core.gold import gold_labels
+
+        return gold_labels
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ Checks and what their ``count`` (the summary card) means:
     field after :func:`core.quality.mask_pii`. Count: samples with personal data.
 ``label_errors``
     :func:`core.quality.suspected_label_errors` (cleanlab) on the gold labels
-    (:func:`core.metrics.gold_labels`: latest review, else the annotators' majority). See
+    (:func:`core.gold.gold_labels`: latest review, else the annotators' majority). See
     :func:`label_error_report` for where the probabilities come from. Count: suspected samples;
     not computed unless asked (it may embed every text).
 
@@ -49,12 +49,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from core.gold import gold_labels
 from core.quality import (
     clean_text,
     cleaning_findings,
     combine_fields,
-    exact_duplicates,
     completeness_issues,
+    exact_duplicates,
     find_pii,
     groups_from_pairs,
     mask_pii,
@@ -379,8 +380,6 @@ def prediction_round(store: Store, dataset: str) -> int | None:
 
 
 def _gold(store: Store, dataset: str, samples: pl.DataFrame) -> pl.DataFrame:
-    from core.metrics import gold_labels
-
     gold = gold_labels(store.annotations(dataset), store.latest_reviews(dataset))
     return gold.join(samples.select("sample_id"), on="sample_id", how="semi").sort("sample_id")
 

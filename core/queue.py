@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from core import vocab
+from core.gold import gold_labels
 from core.review import QUEUE_REASONS
 from core.store import TEXT_FIELDS, Store, StoreError
 
@@ -34,7 +36,7 @@ CLAIM_TTL_ENV = "QUALITY_CLAIM_TTL_MINUTES"
 CLAIM_TTL_SETTING = "claim_ttl_minutes"
 DEFAULT_CONFIDENCE_THRESHOLD = 0.7
 CONFIDENCE_SETTING = "confidence_threshold"
-QUEUE_STATUSES = ("open", "claimed", "done", "skipped")
+QUEUE_STATUSES = vocab.QUEUE_STATUSES
 
 
 # --------------------------------------------------------------------------------- validation
@@ -148,7 +150,7 @@ def close_entry(store: Store, dataset: str, entry_id: int, actor: str) -> bool:
     Used when a reviewer keeps another reviewer's label after a conflict (that save usually
     closed the entry already).
     """
-    live = store.queue(dataset, status=["open", "claimed"])
+    live = store.queue(dataset, status=list(vocab.LIVE_STATUSES))
     if not live.filter(pl.col("entry_id") == int(entry_id)).height:
         return False
     store.set_queue_status(int(entry_id), "done", _actor(actor))
@@ -362,7 +364,7 @@ def bulk_frame(entries: pl.DataFrame, state: pl.DataFrame, gold: pl.DataFrame) -
     """The table of the bulk review: one row per queue entry.
 
     entries: entry_id, sample_id, priority (queue rows). state: sample_id, version and the text
-    fields. gold: sample_id, gold_label, source (see :func:`core.metrics.gold_labels`).
+    fields. gold: sample_id, gold_label, source (see :func:`core.gold.gold_labels`).
     Returns entry_id, sample_id, priority, preview, current_label, source, base_version, label
     (``label`` starts as the current label; the page makes it editable).
     """
@@ -385,8 +387,6 @@ def bulk_frame(entries: pl.DataFrame, state: pl.DataFrame, gold: pl.DataFrame) -
 def bulk_entries(store: Store, dataset: str, reason: str, limit: int = 200) -> pl.DataFrame:
     """The open entries of one reason (highest priority first, at most ``limit``) as
     :func:`bulk_frame` rows, with each sample's current label and version read now."""
-    from core.metrics import gold_labels
-
     _reasons([reason])
     entries = store.queue(dataset, status=["open"], reason=reason).head(max(int(limit), 0))
     ids = entries["sample_id"].to_list()

@@ -6,11 +6,13 @@ from typing import Any
 
 import duckdb
 
+from core import vocab
 from core.auth import authorize
+from core.gold import gold_labels
 from core.roles import Action
 from core.store import Store, StoreError
 
-QUEUE_REASONS = ("low_confidence", "disagreement", "label_issue", "active_learning", "manual")
+QUEUE_REASONS: tuple[str, ...] = tuple(vocab.QUEUE_REASONS)
 
 
 class ReviewError(ValueError):
@@ -37,7 +39,7 @@ def sample_version(store: Store, dataset: str, sample_id: str) -> int:
 def current_label(store: Store, dataset: str, sample_id: str) -> tuple[str | None, str | None]:
     """``(label, source)``: the latest review, else the strict-plurality vote, else ``(None, None)``.
 
-    The same rule as :func:`core.metrics.gold_labels`, evaluated for one sample.
+    The same rule as :func:`core.gold.gold_labels`, evaluated for one sample.
     """
     head = store.review_head(dataset, sample_id)
     if head is not None:
@@ -135,9 +137,6 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
     ``review.save`` (detail ``bulk: true``) and closes the sample's open queue entries.
     """
     import polars as pl
-
-    from core.metrics import gold_labels
-
     reviewer = (reviewer or "").strip()
     if not reviewer:
         raise ReviewError("a reviewer name is required")
