@@ -11,7 +11,6 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-import pages.common as common
 from core.agreement import (
     KAPPA_RETRAIN_THRESHOLD,
     REWORK_THRESHOLD,
@@ -27,15 +26,16 @@ from core.agreement import (
     percent_agreement_by_group,
     ratings_matrix,
 )
-from pages.common import (
-    BAND_GOOD,
-    BAND_RETRAIN,
-    band_color,
+from core.vocab import AGREEMENT_GOOD as BAND_GOOD
+from core.vocab import AGREEMENT_RETRAIN as BAND_RETRAIN
+from ui.errors import show_store_error
+from ui.format import band_color
+from ui.session import (
+    can_write,
     current_user,
     get_store,
     refresh_after_write,
     require_dataset,
-    show_store_error,
 )
 
 N_BOOT = 1000
@@ -352,8 +352,7 @@ else:
     if pending.height < disputed.height:
         st.caption(f"{disputed.height - pending.height:,} of the {disputed.height:,} disputed samples are already "
                    "adjudicated (reviewed) and are not queued again.")
-    can_write = getattr(common, "can_write", None)
-    if can_write is not None and not can_write():
+    if not can_write():
         st.caption("Your role cannot queue samples for adjudication.")
     elif pending.height == 0:
         st.info("Every disputed sample of this selection is already adjudicated.")

@@ -14,7 +14,8 @@ import streamlit as st
 
 from core.export import EXPORT_FORMATS, export_gold, gold_frame
 from core.queue import day_bounds
-from pages.common import current_dataset, get_store, show_store_error
+from ui.errors import show_store_error
+from ui.session import current_dataset, get_store
 
 ALL = "(all)"
 LOG_LIMIT = 10_000

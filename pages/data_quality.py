@@ -15,10 +15,9 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-import pages.common as common
+from core import checks as check_registry
 from core.quality_report import (
     CHECKS,
-    QUEUE_REASONS,
     LabelErrorResult,
     cleaned_jsonl,
     diff_segments,
@@ -29,33 +28,27 @@ from core.quality_report import (
     run_report,
     send_to_review,
 )
-from pages.common import current_user, get_store, refresh_after_write, require_dataset, show_store_error
+from core.vocab import reason_name
+from ui.errors import show_store_error
+from ui.session import (
+    can_write,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+)
 
 MAX_ROWS = 5000  # rows drawn per table; the JSON report holds all of them
 MAX_PAIRS = 1000  # near-duplicate pairs offered for the side-by-side view
-REASON_NAMES = {"label_issue": "Suspected label error", "manual": "Manual"}
-DEFAULT_REASON = {"label_errors": "label_issue"}
-HELP = {
-    "exact_duplicates": "Samples whose instruction, input and output are equal after Unicode NFKC, case folding "
-                        "and whitespace collapsing. Count: redundant copies (group members minus one per group).",
-    "near_duplicates": "Clusters of samples whose character 3-gram Jaccard similarity (MinHash LSH, then exact) is "
-                       "at least the threshold; exact copies are counted under exact duplicates. Count: cluster "
-                       "members minus one per cluster.",
-    "completeness": "Empty or missing instruction/output, outputs that end mid-sentence or repeat the instruction, "
-                    "length outliers (robust z-score). Count: samples with an issue.",
-    "cleaning": "URLs, HTML tags and entities, control characters, mojibake, repeated punctuation, mixed "
-                "full-width forms. Count: samples with a finding.",
-    "pii": "E-mail addresses, phone numbers, Chinese resident ID numbers (valid check digit), Luhn-valid bank card "
-           "numbers, IPv4 addresses. Count: samples with personal data.",
-    "label_errors": "Suspected label errors: gold labels that cleanlab finds unlikely given out-of-fold "
-                    "probabilities. Count: suspected samples (computed on request).",
-}
+HELP = {c.name: c.help for c in check_registry.ordered()}
+#: Checks drawn by a tab of their own below; every other registered check gets the generic table.
+SPECIAL_TABS = {"exact_duplicates", "near_duplicates", "completeness", "cleaning", "pii", "label_errors"}
 
 st.title("Data quality")
 st.caption("What is wrong with the samples before they go to annotators or into training. Select rows in a table "
            "(or pick ids) to send them to the review queue or exclude them from export.")
 dataset = require_dataset()
-writer = getattr(common, "can_write", lambda: True)()
+writer = can_write()
 store = get_store()
 
 
@@ -114,8 +107,8 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
     st.caption(f"**{len(chosen)}** sample(s) selected" + (f": {', '.join(chosen[:8])}" + ("…" if len(chosen) > 8
                                                                                            else "") if chosen else ""))
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    reason = c1.selectbox("Queue reason", QUEUE_REASONS, index=QUEUE_REASONS.index(DEFAULT_REASON.get(check, "manual")),
-                          format_func=REASON_NAMES.get, key=f"dq_reason_{check}")
+    reasons = list(dict.fromkeys([check_registry.CHECKS[check].queue_reason, "manual"]))
+    reason = c1.selectbox("Queue reason", reasons, format_func=reason_name, key=f"dq_reason_{check}")
     send = c2.button("Send to review queue", key=f"dq_send_{check}", disabled=not chosen, width="stretch")
     drop = c3.button("Exclude from export", key=f"dq_exclude_{check}", disabled=not chosen, width="stretch")
     if not (send or drop):
@@ -124,7 +117,7 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
         if send:
             added = send_to_review(store, dataset, chosen, reason, current_user(), check=check, priorities=priorities)
             skipped = len(chosen) - added
-            flash(f"Sent {added} sample(s) to the review queue ({REASON_NAMES[reason]})."
+            flash(f"Sent {added} sample(s) to the review queue ({reason_name(reason)})."
                   + (f" {skipped} already had an open entry for that reason." if skipped else ""))
         else:
             changed = exclude_samples(store, dataset, chosen, current_user(), check=check)
@@ -356,3 +349,17 @@ with right:
                        data=lambda: json.dumps(report_to_dict(report), ensure_ascii=False, default=str),
                        file_name=f"{dataset}_quality.json", mime="application/json", on_click="ignore",
                        key="dq_export_report", icon=":material/download:")
+
+
+# -- every other registered check: one generic findings table ----------------------------------------
+for _name in CHECKS:
+    if _name in SPECIAL_TABS:
+        continue
+    with tab[_name]:
+        frame = report.frame(_name)
+        st.caption(HELP[_name])
+        if frame.height == 0:
+            st.success("No findings.")
+        else:
+            ids = selected_rows(_name, frame, frame.columns)
+            actions(_name, frame, ids)

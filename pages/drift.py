@@ -23,7 +23,8 @@ from core.drift_features import (
     selection_options,
     side_values,
 )
-from pages.common import get_store, require_dataset, show_store_error
+from ui.errors import show_store_error
+from ui.session import get_store, require_dataset
 
 STATUS_COLORS = {"stable": "#d7f0d7", "moderate": "#ffe7b3", "significant": "#f7c6c5"}
 MAX_EMBED_TEXTS = 1000  # per side: enough for PCA and the domain classifier, seconds to embed

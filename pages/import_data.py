@@ -5,8 +5,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.ingest import ALIASES, ColumnMapping, ImportFileError, detect_format, detect_mapping, import_file
-from pages.common import current_dataset, current_user, get_store, refresh_after_write, show_store_error
+from core.ingest import (
+    ALIASES,
+    ColumnMapping,
+    ImportFileError,
+    detect_format,
+    detect_mapping,
+    import_file,
+)
+from ui.errors import show_store_error
+from ui.session import current_dataset, current_user, get_store, refresh_after_write
 
 st.title("Import")
 st.caption("JSONL, CSV or Parquet. Row-level problems are reported by row number and the valid rows land; "

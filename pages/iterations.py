@@ -24,7 +24,14 @@ from core.metrics import (
     round_metrics,
     volume_bars,
 )
-from pages.common import can_write, current_user, get_store, refresh_after_write, require_dataset, show_store_error
+from ui.errors import show_store_error
+from ui.session import (
+    can_write,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+)
 
 TITLES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "weighted_f1": "weighted F1", "micro_f1": "micro-F1"}
 COLORS = {"macro_f1": "#1f4e9c", "accuracy": "#e07b00", "weighted_f1": "#2e8b57", "micro_f1": "#8e44ad"}

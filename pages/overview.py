@@ -3,7 +3,8 @@
 import plotly.express as px
 import streamlit as st
 
-from pages.common import get_store, require_dataset, show_store_error
+from ui.errors import show_store_error
+from ui.session import get_store, require_dataset
 
 st.title("Overview")
 dataset = require_dataset()

@@ -2,7 +2,7 @@
 
 A thin view over :mod:`core.queue` and :mod:`core.review`. Sample text is shown as plain text
 (``st.text``), never as Markdown or HTML. Every write control is hidden when
-``pages.common.can_write()`` is False.
+``ui.session.can_write()`` is False.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -28,8 +28,21 @@ from core.queue import (
     skip_entry,
     top_probabilities,
 )
-from core.review import ReviewConflict, current_label, sample_version, save_review, save_reviews_bulk
-from pages.common import can_write, current_user, get_store, refresh_after_write, require_dataset, show_store_error
+from core.review import (
+    ReviewConflict,
+    current_label,
+    sample_version,
+    save_review,
+    save_reviews_bulk,
+)
+from ui.errors import show_store_error
+from ui.session import (
+    can_write,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+)
 
 REASON_NAMES = {
     "low_confidence": "Low model confidence",

@@ -11,8 +11,8 @@ from plotly.colors import qualitative
 
 from core import active_learning as al
 from core.selection import adaptive_pool_factor
-from pages import common
-from pages.common import current_user, get_store, refresh_after_write, require_dataset, show_store_error
+from ui.errors import show_store_error
+from ui.session import can_write, current_user, get_store, refresh_after_write, require_dataset
 
 MAX_MAP_POINTS = 5000
 POOL_NAMES = {"unlabeled": "Unlabeled (no gold label)", "all": "All samples", "batch": "One batch",
@@ -21,7 +21,7 @@ METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "ent
 
 st.title("Active learning")
 dataset = require_dataset()
-writer = getattr(common, "can_write", lambda: True)()
+writer = can_write()
 
 
 def remember(key: str, default, options=None):

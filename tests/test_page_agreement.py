@@ -16,7 +16,7 @@ import pytest
 
 from apptest_helpers import run_page, texts
 from core import agreement as ag
-from pages.common import band_color
+from ui.format import band_color
 from streamlit.proto.Metric_pb2 import Metric
 
 _BAND_WORD = {"green": "good", "orange": "fair", "red": "retrain"}
@@ -208,7 +208,7 @@ def test_cards_heatmap_and_tables_show_core_values(app_env, tmp_path):
         card = cards[label]
         assert card.value == f"{value:.3f}"
         assert f"95% CI {low:.3f} – {high:.3f}" in card.proto.delta
-        # coloured by band: the card's colour is pages.common.band_color of the value
+        # coloured by band: the card's colour is ui.format.band_color of the value
         assert _color_name(card) == band_color(value)
         assert _BAND_WORD[band_color(value)] in card.proto.delta
     assert cards["Percent agreement"].proto.delta.startswith("retrain")  # 0.583 < 0.6
@@ -319,9 +319,9 @@ def test_undefined_metric_shows_its_reason(app_env, tmp_path):
 
 
 def test_read_only_role_sees_no_queue_button(app_env, tmp_path, monkeypatch):
-    import pages.common as common
+    import ui.session
 
-    monkeypatch.setattr(common, "can_write", lambda: False, raising=False)
+    monkeypatch.setattr(ui.session, "can_write", lambda: False, raising=False)
     _store_with(app_env, tmp_path, _rows())
     at = run_page(PAGE)
     assert not at.exception

@@ -333,7 +333,7 @@ def test_imported_rounds_plateau_threshold_and_upload(app_env, tmp_path):
 
 
 def test_read_only_role_sees_imported_rounds_without_forms(app_env, tmp_path, monkeypatch):
-    import pages.common
+    import ui.session
 
     from core.ingest import import_file
     from core.store import open_store
@@ -342,7 +342,7 @@ def test_read_only_role_sees_imported_rounds_without_forms(app_env, tmp_path, mo
     import_file(store, _write(tmp_path / "a.jsonl", [{"id": "a", "text": "x", "label": "refund"}]), "ds")
     store.save_imported_round_metrics("ds", pl.DataFrame({
         "round": [1, 2], "n_labeled": [10, 20], "metric": ["macro_f1"] * 2, "value": [0.8, 0.85]}), actor="test")
-    monkeypatch.setattr(pages.common, "can_write", lambda: False)  # e.g. a stakeholder
+    monkeypatch.setattr(ui.session, "can_write", lambda: False)  # e.g. a stakeholder
     at = run_page(PAGE)
     assert not at.exception, at.exception
     assert _metrics(at)["Latest macro-F1"] == ("0.850", "+0.050 vs round 1")

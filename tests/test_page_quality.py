@@ -139,9 +139,9 @@ def test_empty_states_without_output_labels_or_predictions(planted):
 
 
 def test_read_only_role_hides_write_controls(planted, monkeypatch):
-    import pages.common
+    import ui.session
 
-    monkeypatch.setattr(pages.common, "can_write", lambda: False, raising=False)
+    monkeypatch.setattr(ui.session, "can_write", lambda: False, raising=False)
     at = _open()
     keys = {b.key for b in at.button}
     assert not {k for k in keys if k and (k.startswith("dq_send_") or k.startswith("dq_exclude_"))}

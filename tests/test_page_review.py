@@ -245,9 +245,9 @@ def test_queue_rules_from_the_page(app_env, tmp_path):
 def test_read_only_hides_every_write_control(app_env, tmp_path, monkeypatch):
     store = _fixture(app_env, tmp_path)
     store.enqueue("ds", ["a1", "a2"], "disagreement", "lead")
-    import pages.common
+    import ui.session
 
-    monkeypatch.setattr(pages.common, "can_write", lambda: False)
+    monkeypatch.setattr(ui.session, "can_write", lambda: False)
     at = run_page(PAGE)
     assert any("Read-only" in t for t in texts(at.info))
     labels = {b.label for b in at.button}

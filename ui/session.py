@@ -1,4 +1,4 @@
-"""Shared view helpers for the pages: the store, the chosen dataset, the acting user, errors."""
+"""The session's store, user, role and dataset; the permission switches pages use (failing closed)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import os
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core.auth import NO_ROLE, AuthConfigError, PermissionDenied, load_users, role_of
-from core.store import ROLES_THAT_WRITE, Store, StoreBusy, StoreError, default_db_path, open_store
-
-BAND_GOOD = 0.8
-BAND_RETRAIN = 0.6
+from core import roles
+from core.auth import AuthConfigError, load_users, role_of
+from core.roles import Action
+from core.store import Store, default_db_path, open_store
 
 
 @st.cache_resource(show_spinner=False)
@@ -25,30 +24,29 @@ def get_store() -> Store:
     return _store_at(str(default_db_path()))
 
 
-def require_login() -> None:
-    """Stop a page that runs without the app's login (users configured, nobody logged in).
-
-    app.py logs users in before any page runs. But while no script of the server process has
-    called ``st.navigation`` yet, Streamlit runs a page of the ``pages/`` folder requested by URL
-    directly (its legacy multipage mode), without app.py: this stops such a page.
-    """
-    users = _configured_users()
-    if users == {} or (users and st.session_state.get("auth_user") in users):
-        return
-    st.warning("Please log in first.")
-    try:
-        st.switch_page("app.py")  # the login form (reachable in the legacy mode only)
-    except StreamlitAPIException:
-        pass
-    st.stop()
-
-
-def _configured_users() -> dict | None:
+def configured_users() -> dict | None:
     """The configured users ({} = single local lead mode); None if the users file is unusable."""
     try:
         return load_users()
     except AuthConfigError:
         return None
+
+
+def require_login() -> None:
+    """Stop a page that runs without the app's login (users configured, nobody logged in).
+
+    app.py calls ``st.navigation`` first in every run, so a page never runs without it; this is
+    the second lock on the door (a page run some other way stops here).
+    """
+    users = configured_users()
+    if users == {} or (users and st.session_state.get("auth_user") in users):
+        return
+    st.warning("Please log in first.")
+    try:
+        st.switch_page("app.py")
+    except StreamlitAPIException:
+        pass
+    st.stop()
 
 
 def current_user() -> str:
@@ -57,7 +55,7 @@ def current_user() -> str:
     With users configured: the logged-in user ("" before login). Without: the display name
     given in the sidebar, else ``$QUALITY_USER``, else ``local-lead``.
     """
-    users = _configured_users()
+    users = configured_users()
     if users is None or users:
         return st.session_state.get("auth_user") or ""
     name = str(st.session_state.get("user_name") or "").strip()
@@ -69,15 +67,23 @@ def current_role() -> str:
     try:
         return role_of(current_user())
     except AuthConfigError:
-        return NO_ROLE
+        return roles.NO_ROLE
 
 
 def can_write() -> bool:
-    """Whether this session may write (save reviews, fill the queue); a read-only role gets False.
+    """Whether this session may change anything at all (False on any doubt: fails closed)."""
+    try:
+        return roles.may_write(current_role())
+    except Exception:  # noqa: BLE001 - a switch that hides controls must fail closed, whatever broke
+        return False
 
-    The same rule ``core`` enforces on every write (``core.auth.require_write``).
-    """
-    return current_role() in ROLES_THAT_WRITE
+
+def can(action: Action) -> bool:
+    """Whether this session may take ``action``: the rule core enforces (``core.roles.ALLOWED``)."""
+    try:
+        return roles.allowed(current_role(), action)
+    except Exception:  # noqa: BLE001 - fails closed
+        return False
 
 
 def current_dataset() -> str | None:
@@ -94,27 +100,6 @@ def require_dataset() -> str:
     return name
 
 
-def show_store_error(exc: Exception) -> None:
-    """Show a store or input error as a plain message (never a traceback)."""
-    if isinstance(exc, StoreBusy):
-        st.warning(f"{exc}")
-    elif isinstance(exc, (StoreError, ValueError, PermissionDenied)):
-        st.error(str(exc))
-    else:
-        st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
-
-
 def refresh_after_write() -> None:
     """Clear cached query results after a write so every page shows the new state."""
     st.cache_data.clear()
-
-
-def band_color(value: float) -> str:
-    """Traffic-light colour of an agreement value (≥ 0.8 good, 0.6–0.8 fair, < 0.6 retrain)."""
-    if value != value:  # NaN
-        return "gray"
-    if value >= BAND_GOOD:
-        return "green"
-    if value >= BAND_RETRAIN:
-        return "orange"
-    return "red"
