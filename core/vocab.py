@@ -17,7 +17,7 @@ QUEUE_REASONS: dict[str, str] = {
     "disagreement": "Annotator disagreement",
     "label_issue": "Suspected label error",
     "active_learning": "Active-learning pick",
-    "manual": "Flagged by hand",
+    "manual": "Manual",
 }
 
 #: The life of a queue entry: open -> claimed -> done | skipped (``open`` again when released).
