@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
-
 from core import vocab
 from core.auth import authorize
 from core.gold import gold_labels
 from core.roles import Action
-from core.store import Store, StoreError
+from core.store import Store, StoreConflict, StoreError
 
 QUEUE_REASONS: tuple[str, ...] = tuple(vocab.QUEUE_REASONS)
 
@@ -92,7 +90,7 @@ def _save_review(store: Store, dataset: str, sample_id: str, new_label: str, rev
             old_label = head["new_label"] if head is not None else store.majority_label(dataset, sample_id)
             store.append_review(dataset, sample_id, version + 1, base_version, reviewer, old_label,
                                 new_label, reason, action=action)
-    except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+    except StoreConflict as exc:
         head = store.review_head(dataset, sample_id)
         raise ReviewConflict(_conflict_message(sample_id, base_version, head), head) from exc
     return base_version + 1
@@ -200,7 +198,7 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
                             pl.coalesce("review_label", "gold_label").alias("old_label"), "new_label")
                 )
                 store.append_reviews(dataset, out, reviewer, reason, action="review.save")
-        except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+        except StoreConflict as exc:
             conflicts, current = conflicts_of(store.sample_review_state(dataset, ids))
             raise ReviewConflict(_bulk_conflict_message(conflicts) if conflicts else
                                  f"another review of one of these samples was saved at the same time; "

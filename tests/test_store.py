@@ -14,17 +14,20 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+from factories import CONNECT_WHEN_FREE
+from factories import release_holder as _release
+from factories import spawn_holder as _spawn_holder
+from thread_helpers import run_threads
 
 from core.store import (
-    PermissionDenied,
     MIGRATIONS,
     SCHEMA_VERSION,
+    PermissionDenied,
     Store,
     StoreBusy,
     StoreError,
     open_store,
 )
-from thread_helpers import run_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,54 +70,6 @@ def _seed(store: Store, dataset: str = "ds", ids: tuple[str, ...] = ("s1", "s2",
     store.write_import(dataset=dataset, labels=["neg", "pos"], file=f"{dataset}.jsonl",
                        file_sha256="0" * 64, fmt="jsonl", rows_total=n, samples=samples,
                        annotations=annotations, predictions=predictions, errors=errors, actor="test")
-
-
-# The start of a child process that opens the store file sys.argv[1] with plain DuckDB. Our
-# store may still linger on the file for a moment: the child waits for the lock (60 s at most).
-CONNECT_WHEN_FREE = textwrap.dedent(
-    """
-    import sys, time, duckdb
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            con = duckdb.connect(sys.argv[1])
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    """
-)
-
-HOLDER = CONNECT_WHEN_FREE + textwrap.dedent(
-    """
-    print("ready", flush=True)
-    # Hold the file until the parent closes our stdin (or 60 s at most, should the parent die).
-    import select
-    select.select([sys.stdin], [], [], 60)
-    con.close()
-    """
-)
-
-
-def _spawn_holder(path: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if line.strip() != "ready":
-        proc.kill()
-        raise AssertionError(f"holder did not start: {line!r} {proc.stderr.read()}")
-    return proc
-
-
-def _release(proc: subprocess.Popen) -> None:
-    try:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 # --------------------------------------------------------------------------- migrations
@@ -171,7 +126,7 @@ def test_transaction_rolls_back_on_python_exception(db):
 def test_transaction_rolls_back_on_sql_error(db):
     _seed(db)
     before = db.table_counts()
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(StoreError):  # no DuckDB exception leaves the store package (a PK clash: a conflict)
         with db.transaction() as cur:
             cur.execute("INSERT INTO datasets (name, labels) VALUES (?, ?)", ["other", ["a"]])
             cur.execute("INSERT INTO datasets (name, labels) VALUES (?, ?)", ["ds", ["a"]])  # PK clash
