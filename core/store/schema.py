@@ -138,6 +138,48 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "record shapes: the original record and its shape kept with each sample",
+        [
+            # shape: instruction | chat | sharegpt | preference | text (core.records); record: the
+            # record as it came in (JSON), from which export writes it back in its own shape.
+            "ALTER TABLE samples ADD COLUMN shape VARCHAR",
+            "ALTER TABLE samples ADD COLUMN record JSON",
+        ],
+    ),
+    (
+        3,
+        "gold questions: samples with a known true label, to score annotators",
+        [
+            """CREATE TABLE gold_questions (
+                dataset VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                gold_label VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                set_by VARCHAR NOT NULL,
+                set_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (dataset, sample_id)
+            )""",
+        ],
+    ),
+    (
+        4,
+        "analysis results: persisted outputs of jobs, keyed by dataset, job, parameters and data version",
+        [
+            """CREATE TABLE analysis_results (
+                dataset VARCHAR NOT NULL,
+                job VARCHAR NOT NULL,
+                params_key VARCHAR NOT NULL,
+                data_version BIGINT NOT NULL,
+                computed_at TIMESTAMP NOT NULL,
+                seconds DOUBLE,
+                params JSON,
+                result BLOB NOT NULL,
+                PRIMARY KEY (dataset, job, params_key)
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
