@@ -3,12 +3,13 @@
 The ratings matrix
 ------------------
 Every function here takes a **ratings matrix**: a 2-D array-like with one row per sample and one
-column per annotator (a numpy array of any dtype, a list of lists, or a polars DataFrame whose
-columns are the annotators). Labels may be strings (Chinese or English alike) or numbers; a
-missing rating is ``None`` or NaN. Labels are compared by equality, and ``1``, ``1.0`` and ``True``
-are the same label. The sorted order of the distinct labels (numbers ascending, strings by Unicode
-code point, numbers before strings when mixed) is the order used wherever one is needed:
-tie-breaks, weighted kappa, ordinal alpha, tables. :func:`ratings_matrix` builds the matrix from
+column per annotator (a numpy array of any dtype, a list of lists, or a polars or pandas DataFrame
+whose columns are the annotators; pandas nullable columns such as ``"string"``, ``"Int64"`` or
+``"boolean"`` included). Labels may be strings (Chinese or English alike) or numbers; a missing
+rating is ``None``, NaN, pandas' ``pd.NA`` or ``pd.NaT``. Labels are compared by equality, and
+``1``, ``1.0`` and ``True`` are the same label. The sorted order of the distinct labels (numbers
+ascending, strings by Unicode code point, numbers before strings when mixed) is the order used
+wherever one is needed: tie-breaks, weighted kappa, ordinal alpha, tables. :func:`ratings_matrix` builds the matrix from
 the store's long-form annotations.
 
 Undefined values
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -61,11 +63,50 @@ class _Coded:
         return len(self.categories)
 
 
+def _pandas() -> Any:
+    """The pandas module if it is loaded, else None: a pandas object can only exist once it is.
+
+    Checked this way so that this module does not import pandas itself.
+    """
+    return sys.modules.get("pandas")
+
+
+def _is_pandas(value: Any, *kinds: str) -> bool:
+    pd = _pandas()
+    return pd is not None and isinstance(value, tuple(getattr(pd, kind) for kind in kinds))
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN (any float, numpy float or Decimal), pandas' NA or NaT."""
+    if value is None:
+        return True
+    pd = _pandas()
+    if pd is not None and value is pd.NA:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    """Where a 1-D object array holds a missing rating (see :func:`_is_missing`)."""
+    try:
+        # elementwise `x != x` is the NaN test for float, numpy floats, Decimal and NaT alike
+        return np.equal(values, None) | (values != values)
+    except TypeError:
+        # pandas' NA answers a comparison with NA, whose truth value raises: test value by value
+        return np.fromiter(map(_is_missing, values), dtype=bool, count=values.size)
+
+
 def _as_matrix(ratings: Any, name: str = "ratings") -> np.ndarray:
     """Return ``ratings`` as a 2-D numpy array (numeric dtype, or object for anything else)."""
     if isinstance(ratings, pl.DataFrame):
         if ratings.height == 0 or ratings.width == 0:
             return np.empty((ratings.height, ratings.width), dtype=object)
+        array = ratings.to_numpy()
+    elif _is_pandas(ratings, "DataFrame"):
+        # numeric columns give a numeric array; nullable ones an object array holding pd.NA
         array = ratings.to_numpy()
     elif isinstance(ratings, np.ndarray):
         array = ratings
@@ -93,7 +134,7 @@ def _as_matrix(ratings: Any, name: str = "ratings") -> np.ndarray:
 
 def _as_vector(values: Any, name: str) -> np.ndarray:
     """Return a 1-D label vector (numeric dtype or object)."""
-    if isinstance(values, pl.Series):
+    if isinstance(values, pl.Series) or _is_pandas(values, "Series", "Index"):
         array = values.to_numpy()
     elif isinstance(values, np.ndarray):
         array = values
@@ -153,8 +194,7 @@ def _encode(matrix: np.ndarray) -> _Coded:
         present = ~np.isnan(flat) if matrix.dtype.kind == "f" else np.ones(flat.shape, dtype=bool)
         codes[present], categories = _encode_numbers(flat[present])
     else:
-        # elementwise `x != x` is the NaN test for float, numpy floats and Decimal alike
-        present = ~(np.equal(flat, None) | (flat != flat))
+        present = ~_missing_mask(flat)
         labels = flat[present].tolist()
         try:
             categories = _sorted_labels(set(labels))
@@ -199,6 +239,8 @@ def _annotator_names(annotators: Sequence | None, ratings: Any, n_columns: int) 
     if annotators is None:
         if isinstance(ratings, pl.DataFrame):
             return list(ratings.columns)
+        if _is_pandas(ratings, "DataFrame"):
+            return [str(c) for c in ratings.columns]
         return [str(k) for k in range(n_columns)]
     if isinstance(annotators, (str, bytes)):
         raise ValueError("annotators: expected a sequence of names, one per ratings column, got a single string")
@@ -372,20 +414,32 @@ def _matrix_reason(coded: _Coded, counts: np.ndarray, *, one_label_undefined: bo
 # ---------------------------------------------------------------------------------------------
 # Building the matrix
 # ---------------------------------------------------------------------------------------------
-def ratings_matrix(annotations: pl.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
+def _as_polars_frame(frame: Any, name: str, columns: Sequence[str]) -> Any:
+    """A pandas DataFrame's ``columns`` (those present) as a polars DataFrame, pd.NA/NaN as null;
+    anything else is returned as given."""
+    if not _is_pandas(frame, "DataFrame"):
+        return frame
+    try:
+        return pl.from_pandas(frame[[c for c in columns if c in frame.columns]])
+    except (TypeError, ValueError, ImportError) as exc:  # pyarrow's errors derive from these
+        raise ValueError(f"{name}: could not read the pandas DataFrame ({exc})") from exc
+
+
+def ratings_matrix(annotations: Any) -> tuple[np.ndarray, list[str], list[str]]:
     """Pivot long-form annotations into a ratings matrix.
 
-    annotations: polars DataFrame with columns ``sample_id``, ``annotator``, ``label`` (others are
-    ignored), at most one row per (sample_id, annotator) — filter to one round first. A null label
-    is a missing rating.
+    annotations: polars or pandas DataFrame with columns ``sample_id``, ``annotator``, ``label``
+    (others are ignored), at most one row per (sample_id, annotator) — filter to one round first.
+    A null label (pandas: pd.NA, NaN, None) is a missing rating.
 
     Returns ``(matrix, annotators, sample_ids)``: ``matrix`` is a numpy object array of shape
     (len(sample_ids), len(annotators)) holding the labels, ``None`` where an annotator did not rate
     a sample; ``annotators`` and ``sample_ids`` are the distinct values as strings, sorted.
     An empty frame gives a (0, 0) matrix and two empty lists.
     """
+    annotations = _as_polars_frame(annotations, "annotations", ("sample_id", "annotator", "label"))
     if not isinstance(annotations, pl.DataFrame):
-        raise ValueError(f"annotations: expected a polars DataFrame, got {type(annotations).__name__}")
+        raise ValueError(f"annotations: expected a polars or pandas DataFrame, got {type(annotations).__name__}")
     missing = [c for c in ("sample_id", "annotator", "label") if c not in annotations.columns]
     if missing:
         raise ValueError(f"annotations: missing column(s) {', '.join(missing)}; expected sample_id, annotator, label")
@@ -490,8 +544,8 @@ def _cohen_kappa_result(a: Any, b: Any, weights: str | None = None) -> tuple[flo
 def cohen_kappa(a: Any, b: Any, weights: str | None = None) -> float:
     """Cohen's kappa between two annotators (scikit-learn's ``cohen_kappa_score``).
 
-    a, b: 1-D label sequences of equal length n (lists, numpy arrays or polars Series); items where
-    either rating is missing (None/NaN) are dropped.
+    a, b: 1-D label sequences of equal length n (lists, numpy arrays, polars or pandas Series);
+    items where either rating is missing (None, NaN, pd.NA, pd.NaT) are dropped.
     weights: None (default, unweighted), "linear" or "quadratic"; weights use the rank of each label
     among the sorted labels present, as scikit-learn does (needs orderable labels).
     Returns a float in [-1, 1]; NaN (see :func:`explain_nan`) when no item is rated by both or both
@@ -528,13 +582,21 @@ def pairwise_cohen_kappa(ratings: Any, annotators: Sequence | None = None, weigh
 
 
 def _check_counts(counts: Any) -> np.ndarray:
-    table = counts.to_numpy() if isinstance(counts, pl.DataFrame) else counts
+    table = counts.to_numpy() if isinstance(counts, pl.DataFrame) or _is_pandas(counts, "DataFrame") else counts
     try:
         table = np.asarray(table)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"counts: expected a 2-D table of non-negative whole numbers; {exc}") from exc
     if table.ndim == 1 and table.size == 0:
         table = table.reshape(0, 0)
+    if table.dtype.kind == "O" and table.ndim == 2:
+        # nullable or mixed columns: a missing cell (None, NaN, pd.NA) is 0, every other must be a number
+        flat = table.reshape(-1)
+        missing = _missing_mask(flat)
+        if all(isinstance(v, numbers.Real) for v in flat[~missing]):
+            table = np.where(missing, 0, flat).astype(float).reshape(table.shape)
+    elif table.dtype.kind == "f":
+        table = np.nan_to_num(table, nan=0.0, posinf=np.inf, neginf=-np.inf)
     if table.ndim != 2 or table.dtype.kind not in "biuf":
         raise ValueError(
             f"counts: expected a 2-D numeric table (samples × categories), got shape {table.shape}, dtype {table.dtype}"
@@ -570,9 +632,11 @@ def _fleiss_kappa_from_counts_result(counts: Any) -> tuple[float, str | None]:
 def fleiss_kappa_from_counts(counts: Any) -> float:
     """Fleiss' kappa from a count table.
 
-    counts: 2-D array-like, shape (n_samples, n_categories), non-negative whole numbers:
-    ``counts[i, k]`` annotators gave sample i category k. Rows may have different totals
-    (missing ratings); see :func:`fleiss_kappa` for the formula.
+    counts: 2-D array-like (numpy, lists, polars or pandas DataFrame), shape (n_samples,
+    n_categories), non-negative whole numbers: ``counts[i, k]`` annotators gave sample i category
+    k; a missing cell (None, NaN, pd.NA — as a pivot table leaves for combinations never seen)
+    counts 0. Rows may have different totals (missing ratings); see :func:`fleiss_kappa` for the
+    formula.
     Returns a float in [-1, 1]; NaN (see :func:`explain_nan`) when no row has ≥ 2 ratings or a
     single category is used.
     """
@@ -1055,7 +1119,8 @@ def percent_agreement_by_group(ratings: Any, groups: Any, threshold: float = REW
     """Percent agreement within each group of samples (e.g. each batch), with a rework flag.
 
     ratings: ratings matrix, shape (n_samples, n_annotators). groups: 1-D sequence of n_samples
-    group keys, one per row (strings or numbers, compared as text; None/null is a group of its own).
+    group keys, one per row (strings or numbers, compared as text; a missing key — None, NaN, pd.NA —
+    is the null group).
     threshold: agreement below which a group is flagged (default 0.9).
     Each group's value is :func:`percent_agreement` of its rows alone.
     Returns a polars DataFrame, one row per group (sorted as text, the null group last), with
@@ -1066,10 +1131,10 @@ def percent_agreement_by_group(ratings: Any, groups: Any, threshold: float = REW
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise ValueError(f"threshold: expected a number, got {threshold!r}")
     coded, counts = _prepare(ratings)
-    keys = groups.to_list() if isinstance(groups, pl.Series) else groups
+    keys = groups.to_list() if isinstance(groups, pl.Series) or _is_pandas(groups, "Series", "Index") else groups
     if isinstance(keys, (str, bytes)) or keys is None:
         raise ValueError("groups: expected a sequence with one group key per sample")
-    keys = [None if k is None or (isinstance(k, float) and k != k) else str(k) for k in keys]
+    keys = [None if _is_missing(k) else str(k) for k in keys]
     n = counts.shape[0]
     if len(keys) != n:
         raise ValueError(f"groups: expected {n} keys (one per ratings row), got {len(keys)}")
@@ -1095,10 +1160,12 @@ def percent_agreement_by_group(ratings: Any, groups: Any, threshold: float = REW
 def kappa_matrix(pairwise: pl.DataFrame, annotators: Sequence[str]) -> np.ndarray:
     """Square annotators × annotators grid of a :func:`pairwise_cohen_kappa` result (for a heatmap).
 
-    pairwise: DataFrame with columns ``annotator_a``, ``annotator_b``, ``kappa``; annotators: the
-    order of the rows and columns. Returns a float array (r, r), symmetric, 1.0 on the diagonal
-    and NaN for a pair that is missing from ``pairwise`` or whose kappa is undefined.
+    pairwise: polars or pandas DataFrame with columns ``annotator_a``, ``annotator_b``, ``kappa`` (a
+    missing kappa — null, NaN, pd.NA — is undefined); annotators: the order of the rows and columns.
+    Returns a float array (r, r), symmetric, 1.0 on the diagonal and NaN for a pair that is missing
+    from ``pairwise`` or whose kappa is undefined.
     """
+    pairwise = _as_polars_frame(pairwise, "pairwise", ("annotator_a", "annotator_b", "kappa"))
     missing = [c for c in ("annotator_a", "annotator_b", "kappa") if c not in pairwise.columns]
     if missing:
         raise ValueError(f"pairwise: missing column(s) {', '.join(missing)}")

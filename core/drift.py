@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -72,6 +73,35 @@ def _check_int(value, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _pandas():
+    """The pandas module if it is loaded, else None (a pandas object can only exist once it is)."""
+    return sys.modules.get("pandas")
+
+
+def _is_missing(value) -> bool:
+    """None, NaN (float, numpy float, Decimal), pandas' NA or NaT."""
+    if value is None:
+        return True
+    pd = _pandas()
+    if pd is not None and value is pd.NA:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # pd.NA-like values, arrays
+        return False
+
+
+def _as_polars_frame(df, name: str):
+    """A pandas DataFrame as a polars one (nullable columns: pd.NA and NaN become null); others as given."""
+    pd = _pandas()
+    if pd is None or not isinstance(df, pd.DataFrame):
+        return df
+    try:
+        return pl.from_pandas(df)
+    except (TypeError, ValueError, ImportError) as exc:  # pyarrow's errors derive from these
+        raise ValueError(f"{name}: could not read the pandas DataFrame ({exc})") from None
+
+
 def _as_numeric_1d(values, name: str) -> np.ndarray:
     """1-D float64 copy/view of `values`; ValueError if not numeric, not 1-D, empty or non-finite."""
     if isinstance(values, (str, bytes)):
@@ -79,7 +109,13 @@ def _as_numeric_1d(values, name: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a 1-D array of numbers") from None
+        # pd.NA / pd.NaT in an object array cannot be cast: make them NaN, reported below as missing
+        try:
+            obj = np.asarray(values, dtype=object)
+            arr = np.array([np.nan if _is_missing(v) else v for v in obj.reshape(-1)], dtype=np.float64)
+            arr = arr.reshape(obj.shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a 1-D array of numbers") from None
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got an array with shape {arr.shape}")
     if arr.size == 0:
@@ -121,8 +157,9 @@ def _interior_edges(sorted_or_raw_reference: np.ndarray, bins: int) -> np.ndarra
 def psi(reference, current, bins: int = 10) -> float:
     """Population stability index of numeric `current` against `reference`.
 
-    reference, current: 1-D array-likes of finite numbers, any lengths >= 1 (NaN/inf are
-    rejected with ValueError, never binned). bins: int >= 1, default 10.
+    reference, current: 1-D array-likes of finite numbers (lists, numpy arrays, polars or pandas
+    Series/arrays, nullable Int64/Float64/boolean included), any lengths >= 1 (NaN, pd.NA and inf
+    are rejected with ValueError, never binned). bins: int >= 1, default 10.
     Convention (exact): edges = numpy.unique(numpy.quantile(reference, linspace(0, 1, bins + 1)));
     only interior edges edges[1:-1] are used, so the outer bins are open; a value v goes to bin
     numpy.searchsorted(interior, v, side="right"); each side's bin share is floored at 1e-4
@@ -171,8 +208,8 @@ def _category_counts(values, name: str) -> pl.DataFrame:
         if arr.ndim != 1:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
         labels = arr.tolist()
-        # None and float NaN (v != v) are missing; polars would otherwise turn NaN into a label
-        missing = sum(1 for v in labels if v is None or (isinstance(v, float) and v != v))
+        # None, NaN, pd.NA and NaT are missing; polars would otherwise turn NaN or pd.NA into a label
+        missing = sum(1 for v in labels if _is_missing(v))
         if not missing:
             try:
                 s = pl.Series(name, labels, strict=False)
@@ -180,7 +217,7 @@ def _category_counts(values, name: str) -> pl.DataFrame:
                 raise ValueError(f"{name} must be a 1-D sequence of category labels") from None
     if missing:
         raise ValueError(
-            f"{name} contains {missing} missing (None/NaN) label(s); they are not binned "
+            f"{name} contains {missing} missing (None/NaN/pd.NA) label(s); they are not binned "
             "silently: drop them first (drift_report counts and reports them)"
         )
     if s.len() == 0:
@@ -205,8 +242,10 @@ def _psi_categorical_counts(ref_counts: pl.DataFrame, cur_counts: pl.DataFrame) 
 def psi_categorical(reference, current) -> float:
     """Population stability index of categorical samples.
 
-    reference, current: 1-D sequences (list, numpy array or polars Series) of category labels
-    (str, bool, int...; compared by their string form), lengths >= 1, no None/NaN (ValueError).
+    reference, current: 1-D sequences (list, numpy array, polars or pandas Series/array, nullable
+    dtypes such as "string", "Int64", "boolean" included) of category labels (str, bool, int...;
+    compared by their string form), lengths >= 1, no missing label (None, NaN, pd.NA, pd.NaT:
+    ValueError, never a category of its own).
     One bin per category present in either sample, each side's share floored at 1e-4 (no
     renormalization), PSI = sum((c - r) * ln(c / r)). A category present on one side only
     contributes with share 1e-4 on the other side. Returns a float >= 0.
@@ -228,7 +267,8 @@ def _ks_2samp_quiet(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def ks_test(reference, current) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov test: (statistic, p-value) of scipy.stats.ks_2samp defaults.
 
-    reference, current: 1-D array-likes of finite numbers, lengths >= 1 (NaN/inf: ValueError).
+    reference, current: 1-D array-likes of finite numbers as for psi(), lengths >= 1 (NaN, pd.NA,
+    inf: ValueError).
     statistic in [0, 1], p-value in [0, 1] (exact for max(n1, n2) <= 10,000, asymptotic above).
     """
     return _ks_2samp_quiet(_as_numeric_1d(reference, "reference"), _as_numeric_1d(current, "current"))
@@ -339,7 +379,10 @@ def drift_report(
     *,
     bins: int = 10,
 ) -> pl.DataFrame:
-    """Per-feature drift of `current_df` against `reference_df` (polars DataFrames, any row counts).
+    """Per-feature drift of `current_df` against `reference_df` (polars or pandas DataFrames, any row counts).
+
+    A pandas DataFrame is read with polars.from_pandas: nullable columns (Int64, Float64, string,
+    boolean) keep their kind, and pd.NA, like NaN, is a missing value.
 
     features: column names present in both frames; default None = every column common to both,
     in reference_df order, except id-like columns ('id', '*_id', see is_id_column) and columns
@@ -357,9 +400,11 @@ def drift_report(
     Raises ValueError for a feature missing from a frame, a numeric/categorical mismatch
     between sides, an unsupported dtype, or a side with no non-missing values (named).
     """
+    reference_df = _as_polars_frame(reference_df, "reference_df")
+    current_df = _as_polars_frame(current_df, "current_df")
     for name, df in (("reference_df", reference_df), ("current_df", current_df)):
         if not isinstance(df, pl.DataFrame):
-            raise ValueError(f"{name} must be a polars DataFrame, got {type(df).__name__}")
+            raise ValueError(f"{name} must be a polars DataFrame (or a pandas one), got {type(df).__name__}")
     bins = _check_int(bins, "bins", 1)
 
     explicit = features is not None
@@ -434,7 +479,7 @@ def drift_report(
 def text_features(samples: pl.DataFrame) -> pl.DataFrame:
     """Character and token-ish lengths of each text field, one row per input row.
 
-    samples: polars DataFrame with a `sample_id` column and at least one of the text fields
+    samples: polars (or pandas) DataFrame with a `sample_id` column and at least one of the text fields
     instruction, input, output, text (String, Categorical or all-null columns; nulls allowed).
     Returns sample_id plus, for each present field F in that order, `F_chars` (Int64: number of
     Unicode characters) and `F_tokens` (Int64): one token per CJK character (Unicode scripts
@@ -444,6 +489,7 @@ def text_features(samples: pl.DataFrame) -> pl.DataFrame:
     counted by whitespace words, as Korean separates words with spaces. Null text -> null
     chars and tokens; '' -> 0 and 0.
     """
+    samples = _as_polars_frame(samples, "samples")
     if not isinstance(samples, pl.DataFrame):
         raise ValueError(f"samples must be a polars DataFrame, got {type(samples).__name__}")
     if "sample_id" not in samples.columns:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import html
+import ipaddress
 import math
 import numbers
 import re
@@ -226,11 +228,24 @@ def _signatures(norm_texts: Sequence[str], k: int, num_perm: int, seed: int) -> 
             valid[cut[cut >= 0]] = False
         h32 = (_fmix64(keys[valid]) & _MASK32).astype(np.uint32)
         hv = _fmix32(h32)[None, :]
-        mat = work[: num_perm * len(h32)].reshape(num_perm, len(h32))
-        np.multiply(perm_a, hv, out=mat)
-        mat += perm_b
-        seg = np.concatenate(([0], np.cumsum(n_sh)[:-1]))
-        out[i:j] = np.minimum.reduceat(mat, seg, axis=1).T
+        if hv.shape[1] <= max_shingles:
+            mat = work[: num_perm * hv.shape[1]].reshape(num_perm, hv.shape[1])
+            np.multiply(perm_a, hv, out=mat)
+            mat += perm_b
+            seg = np.concatenate(([0], np.cumsum(n_sh)[:-1]))
+            out[i:j] = np.minimum.reduceat(mat, seg, axis=1).T
+        else:
+            # A single text with more shingles than the work matrix holds (the chunking above
+            # gives it a chunk of its own): fold the minimum over slices of its shingles. The
+            # minimum does not depend on how the shingles are split, so the signature is the same.
+            row = np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+            for s in range(0, hv.shape[1], max_shingles):
+                part = hv[:, s : s + max_shingles]
+                mat = work[: num_perm * part.shape[1]].reshape(num_perm, part.shape[1])
+                np.multiply(perm_a, part, out=mat)
+                mat += perm_b
+                np.minimum(row, mat.min(axis=1), out=row)
+            out[i] = row
         i = j
     return out
 
@@ -414,7 +429,7 @@ def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, **kwarg
 # ---------------------------------------------------------------------------
 
 #: PII kinds in overlap priority order (an earlier kind wins a span claimed by a later one).
-PII_KINDS: tuple[str, ...] = ("cn_id", "bank_card", "phone", "email", "ipv4")
+PII_KINDS: tuple[str, ...] = ("cn_id", "bank_card", "phone", "email", "ipv4", "ipv6")
 _PII_PRIORITY = {k: i for i, k in enumerate(PII_KINDS)}
 
 # Hand-written rules: no PII library is a dependency, and the usual ones (e.g. presidio) do not
@@ -427,38 +442,117 @@ _RE_FULLWIDTH_ASCII = re.compile("[\uff10-\uff19\uff20\uff0b]")  # full-width di
 _RE_PII_HINT = re.compile("[0-9@\uff10-\uff19\uff20]")
 # Cheap pre-checks: Python's re does not skip ahead to a pattern that starts with lookbehinds.
 _RE_MOBILE_HINT = re.compile("1[3-9][0-9]")
+_RE_LANDLINE_HINT = re.compile("0[1-9][0-9]")
 _RE_IPV4_HINT = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]")
+_RE_IPV6_HINT = re.compile("[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
 
 # Python's \b and \d are Unicode-aware (CJK characters are word characters), so digit runs are
 # delimited with explicit ASCII lookarounds. _NOT_EMAIL keeps a number that is an e-mail local part out.
 _NOT_EMAIL = r"(?![A-Za-z0-9._%+-]*@[A-Za-z0-9])"
-_RE_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-][A-Za-z0-9._%+-]{0,63}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
+# Addresses may hold non-ASCII letters (RFC 6531/IDNA: "josé.garcía@correo.es", "иван@почта.рф"):
+# accented Latin, Greek and Cyrillic letters and combining accents are address characters, so the
+# whole address is found, not just its ASCII tail. CJK characters are not: Chinese text runs into
+# an address without a space ("联系我zhang@example.com").
+_MAIL_LETTERS = (
+    "A-Za-z"
+    "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"  # Latin letters with accents (not × ÷)
+    "\u0300-\u036f"  # combining accents (decomposed text)
+    "\u0386\u0388-\u03ff\u0400-\u04ff"  # Greek, Cyrillic
 )
+_MAIL_CHAR = f"0-9{_MAIL_LETTERS}"
+_RE_EMAIL = re.compile(
+    rf"(?<![{_MAIL_CHAR}._%+-])[{_MAIL_CHAR}_%+-][{_MAIL_CHAR}._%+-]{{0,63}}@"
+    rf"(?:[{_MAIL_CHAR}](?:[{_MAIL_CHAR}-]{{0,61}}[{_MAIL_CHAR}])?\.)+[{_MAIL_LETTERS}]{{2,24}}(?![{_MAIL_CHAR}-])"
+)
+# Mobile numbers: 3-4-4 digits whole, split by spaces or dashes, or by two dots (138.1234.5678).
 _RE_CN_MOBILE = re.compile(
     r"(?<![0-9])(?<![0-9]\.)(?<![+0-9A-Za-z]\()"
     r"(?:(?:\+|00)?86[ -]?|\(\+?86\)[ -]?)?"
-    r"1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}"
+    r"1[3-9][0-9](?:[ -]?[0-9]{4}[ -]?[0-9]{4}|\.[0-9]{4}\.[0-9]{4})"
     r"(?![0-9])(?!\.[0-9])" + _NOT_EMAIL
 )
+# Landlines: area code 010 or 02x before an 8-digit local number, 0[3-9]xx before a 7- or 8-digit
+# one (local numbers never start with 0); the area code set off by a dash or a space or put in
+# parentheses ("010-12345678", "0755 1234567", "(021)12345678"), the local number whole or split
+# in two, then an optional extension. Not when the number continues a longer digit group
+# ("2023-0755-1234567"). Written without any separator ("01012345678") a number is a landline
+# only right after a phone word, see _RE_PHONE_WORD: a bare 0-led run is as often a code.
+_LOCAL8 = r"[1-9][0-9]{3}[ -]?[0-9]{4}"
+_LOCAL7_8 = r"[1-9][0-9]{2,3}[ -]?[0-9]{4}"
+_RE_CN_LANDLINE = re.compile(
+    r"(?<![0-9A-Za-z+])(?<![0-9][ .\-])"
+    r"(?:[(（]0(?:10|2[0-9])[)）] ?" + _LOCAL8 + r"|[(（]0[3-9][0-9]{2}[)）] ?" + _LOCAL7_8
+    + r"|0(?:10|2[0-9])[ -]" + _LOCAL8 + r"|0[3-9][0-9]{2}[ -]" + _LOCAL7_8 + r")"
+    r"(?:(?:-|转|ext\.? ?)[0-9]{1,6})?"
+    r"(?![0-9])(?!\.[0-9])" + _NOT_EMAIL
+)
+_RE_CN_LANDLINE_BARE = re.compile(
+    r"(?<![0-9A-Za-z+])(?:0(?:10|2[0-9])[1-9][0-9]{7}|0[3-9][0-9]{2}[1-9][0-9]{6,7})"
+    r"(?![0-9])(?!\.[0-9])" + _NOT_EMAIL
+)
+_RE_PHONE_WORD = re.compile(
+    r"(?:电话|座机|固话|传真|热线|致电|拨打|(?<![A-Za-z])(?:tel|phone|fax|call))[^0-9\n]{0,6}$",
+    re.IGNORECASE,
+)
 _RE_INTL_PHONE = re.compile(r"(?<![0-9A-Za-z+])\+[1-9][0-9 .()\-]{5,22}[0-9](?![0-9])(?!\.[0-9])")
+# Resident ID numbers: 18 characters (6-digit region, birth date yyyymmdd, 3-digit sequence, check
+# character) or the first-generation 15 digits (birth date yymmdd, 19yy, no check character),
+# whole or in region / birth date / rest groups split by one kind of space or dash
+# ("110101 19900307 123X", "110101-900307-123").
 _RE_CN_ID = re.compile(
-    r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]"
+    r"(?<![0-9])[1-9][0-9]{5}([ -]?)(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])\1[0-9]{3}[0-9Xx]"
     r"(?![0-9])" + _NOT_EMAIL
 )
-# Card numbers start with a major-industry digit 2-6 (Mastercard 2/5, Amex/JCB 3, Visa 4,
-# UnionPay/Discover 6): this keeps 13-digit millisecond timestamps and 1xxx order numbers out.
+_RE_CN_ID15 = re.compile(
+    r"(?<![0-9])[1-6][0-9]{5}([ -]?)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])\1[0-9]{3}"
+    r"(?![0-9Xx])" + _NOT_EMAIL
+)
+# A 15-digit ID has no check character, so its region must be a mainland province (first-generation
+# IDs were issued there only): this keeps IMEIs (mostly 35/86/01/99…) and most other 15-digit runs out.
+_ID15_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65".split()
+)
+# Bank cards (the PAN): 16-19 digits, or 15 for American Express (34/37), whole, in groups of 4
+# with one kind of separator, or Amex's 4-6-5; under an issuer prefix in use (see _card_prefix_ok);
+# Luhn-valid. Shorter numbers are left out on purpose: a Luhn-valid 13-digit number is an EAN-13
+# barcode far more often than a retired 13-digit Visa, 14 digits a legacy Diners card, and
+# 15-digit numbers other than Amex are mostly IMEIs (which are Luhn-valid too).
 _RE_CARD = [
-    re.compile(r"(?<![0-9])[2-6][0-9]{12,18}(?![0-9])" + _NOT_EMAIL),
-    re.compile(r"(?<![0-9])[2-6][0-9]{3}([ -])[0-9]{4}(?:\1[0-9]{4}){1,2}(?:\1[0-9]{1,4})?(?![0-9])" + _NOT_EMAIL),
-    re.compile(r"(?<![0-9])3[0-9]{3}([ -])[0-9]{6}\1[0-9]{5}(?![0-9])" + _NOT_EMAIL),
+    re.compile(r"(?<![0-9])[2-6][0-9]{14,18}(?![0-9])" + _NOT_EMAIL),
+    re.compile(r"(?<![0-9])[2-6][0-9]{3}([ -])[0-9]{4}(?:\1[0-9]{4}){2}(?:\1[0-9]{1,3})?(?![0-9])" + _NOT_EMAIL),
+    re.compile(r"(?<![0-9])3[47][0-9]{2}([ -])[0-9]{6}\1[0-9]{5}(?![0-9])" + _NOT_EMAIL),
 ]
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _RE_IPV4 = re.compile(rf"(?<![0-9.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9])(?!\.[0-9])")
-# A number right after a label like "订单号：" or "order no." is an order/tracking/serial number, not a phone or card.
+# A dotted quad is a version or section number, not an address, when it follows a version or
+# section word ("v1.2.3.4", "version 2.0.1.3", "版本 1.0.0.1", "第1.2.3.4节", "section 10.1.2.3"),
+# a product token ("Chrome/120.0.0.0" in a user agent) or comes before 节/章/条/款/版.
+_RE_VERSION_BEFORE = re.compile(
+    r"(?:(?<![A-Za-z])(?:v|ver|version|release|build|rev|revision|section|sec|chapter|clause|step|fig|figure)\.?"
+    r"|版本号?|第|§|条款|章节|[A-Za-z]/)\s*[:：#]?\s*$",
+    re.IGNORECASE,
+)
+_RE_SECTION_AFTER = re.compile(r"\s*(?:节|章|条|款|版|项)")
+# A quad of single digits ("1.2.3.4", "8.8.8.8") is far more often a version or outline number than
+# an address: it counts only after a network word.
+_RE_NETWORK_WORD = re.compile(
+    r"(?<![A-Za-z])(?:ips?|ipv4|host|server|dns|gateway|router|proxy|subnet|netmask|mask|ping|addr|address)"
+    r"(?![A-Za-z])|地址|服务器|主机|网关|路由|代理|子网|掩码|节点",
+    re.IGNORECASE,
+)
+# IPv6: candidates are runs of hex groups and colons (an IPv4 tail allowed), checked with the
+# standard library's parser; at least 3 groups, one of them 3+ hex digits, so "::1", times such as
+# 12:30:45, MAC addresses and C++ names like "abc::def" are not taken.
+_RE_IPV6 = re.compile(
+    r"(?<![0-9A-Za-z:.])[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?![0-9A-Za-z:])"
+)
+# A number right after a label like "订单号：", "order no." or "IMEI" is an order/tracking/serial
+# number, a barcode or a device id, not a phone, a card or a 15-digit ID.
 _RE_NUMBER_LABEL = re.compile(
-    r"(?:订单|单号|编号|流水号|交易号|序列号|工号|学号|批次|order|invoice|tracking|serial|ref(?:erence)?|sku|batch)"
+    r"(?:订单|单号|编号|流水号|交易号|序列号|工号|学号|批次"
+    r"|条码|条形码|商品码|串号|设备号|注册号|税号"
+    r"|order|invoice|tracking|serial|ref(?:erence)?|sku|batch|barcode"
+    r"|(?<![A-Za-z])(?:ean|upc|gtin|isbn|imei|meid))"
     r"[^0-9\n]{0,10}$",
     re.IGNORECASE,
 )
@@ -467,7 +561,16 @@ _ID_CHECK = "10X98765432"
 
 
 def _cn_id_valid(s: str) -> bool:
+    """An 18-character ID with a valid check character and birth date, or a 15-digit first-generation one."""
     s = s.upper()
+    if len(s) == 15:
+        if not s.isdigit() or s[:2] not in _ID15_PROVINCES:
+            return False
+        try:
+            _dt.date(1900 + int(s[6:8]), int(s[8:10]), int(s[10:12]))
+        except ValueError:
+            return False
+        return True
     if len(s) != 18 or not s[:17].isdigit():
         return False
     total = sum(int(c) * w for c, w in zip(s[:17], _ID_WEIGHTS))
@@ -492,8 +595,49 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card_prefix_ok(digits: str) -> bool:
+    """Length and issuer prefix (IIN) of a card number in use.
+
+    15 digits: American Express 34/37. 16-19 digits: Visa 4; Mastercard and Maestro 5,
+    Mastercard 2221-2720; Mir 2200-2204; JCB 3528-3589, Diners 300-305/3095/36/38/39;
+    Discover, UnionPay, RuPay and Maestro 60/62/63/64/65/67. Other prefixes (20xx, 21xx, 61, 66,
+    68, 69…) are not card ranges: a Luhn-valid order id such as 2024051712345678 is left alone.
+    """
+    n = len(digits)
+    if n == 15:
+        return digits[:2] in ("34", "37")
+    if not 16 <= n <= 19:
+        return False
+    first, p2, p4 = digits[0], int(digits[:2]), int(digits[:4])
+    if first in "45":
+        return True
+    if first == "2":
+        return 2200 <= p4 <= 2204 or 2221 <= p4 <= 2720
+    if first == "3":
+        return 3528 <= p4 <= 3589 or 300 <= p4 // 10 <= 305 or p4 == 3095 or p2 in (36, 38, 39)
+    return first == "6" and p2 in (60, 62, 63, 64, 65, 67)
+
+
 def _labelled_as_other_number(scan: str, start: int) -> bool:
     return _RE_NUMBER_LABEL.search(scan[max(0, start - 24) : start]) is not None
+
+
+def _ipv4_is_address(scan: str, start: int, end: int) -> bool:
+    before = scan[max(0, start - 24) : start]
+    if _RE_VERSION_BEFORE.search(before) or _RE_SECTION_AFTER.match(scan, end):
+        return False
+    if end - start == 7:  # four single-digit parts
+        return _RE_NETWORK_WORD.search(before) is not None
+    return True
+
+
+def _ipv6_is_address(candidate: str) -> bool:
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    groups = [g for g in candidate.split(":") if g]
+    return len(groups) >= 3 and any(len(g) >= 3 for g in groups) and any(c.isdigit() for c in candidate)
 
 
 def _intl_phone_span(scan: str, m: re.Match) -> tuple[int, int] | None:
@@ -519,51 +663,96 @@ def _pii_candidates(text: str) -> list[Finding]:
         return []
     scan = text.translate(_HALFWIDTH) if _RE_FULLWIDTH_ASCII.search(text) else text
     found: list[Finding] = []
+
+    def add(kind: str, start: int, end: int) -> None:
+        found.append((kind, start, end, text[start:end]))
+
     for m in _RE_CN_ID.finditer(scan):
-        if _cn_id_valid(m.group()):
-            found.append(("cn_id", m.start(), m.end(), text[m.start() : m.end()]))
+        if _cn_id_valid(m.group().replace(m.group(1), "") if m.group(1) else m.group()):
+            add("cn_id", m.start(), m.end())
+    for m in _RE_CN_ID15.finditer(scan):
+        digits = m.group().replace(m.group(1), "") if m.group(1) else m.group()
+        if _cn_id_valid(digits) and not _labelled_as_other_number(scan, m.start()):
+            add("cn_id", m.start(), m.end())
     for rx in _RE_CARD:
         for m in rx.finditer(scan):
             digits = re.sub(r"[ -]", "", m.group())
-            if 13 <= len(digits) <= 19 and _luhn_valid(digits) and not _labelled_as_other_number(scan, m.start()):
-                found.append(("bank_card", m.start(), m.end(), text[m.start() : m.end()]))
+            if _card_prefix_ok(digits) and _luhn_valid(digits) and not _labelled_as_other_number(scan, m.start()):
+                add("bank_card", m.start(), m.end())
     for m in _RE_CN_MOBILE.finditer(scan) if _RE_MOBILE_HINT.search(scan) else ():
         if not _labelled_as_other_number(scan, m.start()):
-            found.append(("phone", m.start(), m.end(), text[m.start() : m.end()]))
+            add("phone", m.start(), m.end())
+    if _RE_LANDLINE_HINT.search(scan):
+        for m in _RE_CN_LANDLINE.finditer(scan):
+            if not _labelled_as_other_number(scan, m.start()):
+                add("phone", m.start(), m.end())
+        for m in _RE_CN_LANDLINE_BARE.finditer(scan):
+            before = scan[max(0, m.start() - 16) : m.start()]
+            if _RE_PHONE_WORD.search(before) and not _labelled_as_other_number(scan, m.start()):
+                add("phone", m.start(), m.end())
     for m in _RE_INTL_PHONE.finditer(scan) if "+" in scan else ():
         span = _intl_phone_span(scan, m)
         if span and not _labelled_as_other_number(scan, span[0]):
-            found.append(("phone", span[0], span[1], text[span[0] : span[1]]))
+            add("phone", span[0], span[1])
     for m in _RE_EMAIL.finditer(scan) if "@" in scan else ():
-        found.append(("email", m.start(), m.end(), text[m.start() : m.end()]))
+        add("email", m.start(), m.end())
     for m in _RE_IPV4.finditer(scan) if _RE_IPV4_HINT.search(scan) else ():
-        found.append(("ipv4", m.start(), m.end(), text[m.start() : m.end()]))
+        if _ipv4_is_address(scan, m.start(), m.end()):
+            add("ipv4", m.start(), m.end())
+    for m in _RE_IPV6.finditer(scan) if _RE_IPV6_HINT.search(scan) else ():
+        if _ipv6_is_address(m.group()):
+            add("ipv6", m.start(), m.end())
     return found
 
 
 def _resolve_overlaps(found: list[Finding], priority: dict[str, int]) -> list[Finding]:
     """Keep non-overlapping findings, preferring higher priority, then longer, then earlier; sorted by start."""
     kept: list[Finding] = []
-    taken: list[tuple[int, int]] = []
+    # The kept spans are disjoint, so sorted by start they are sorted by end too, and a new span
+    # [s, e) can only overlap the last kept span starting before e: one bisect instead of a scan
+    # of every kept span (a long text holds thousands of findings).
+    starts: list[int] = []
+    ends: list[int] = []
     for f in sorted(found, key=lambda f: (priority[f[0]], -(f[2] - f[1]), f[1])):
-        if all(f[2] <= s or f[1] >= e for s, e in taken):
-            kept.append(f)
-            taken.append((f[1], f[2]))
+        at = bisect.bisect_left(starts, f[2])
+        if at and ends[at - 1] > f[1]:
+            continue
+        kept.append(f)
+        starts.insert(at, f[1])
+        ends.insert(at, f[2])
     return sorted(kept, key=lambda f: (f[1], f[2]))
 
 
 def find_pii(text: str | None) -> list[Finding]:
     """Find personal data in ``text``: a list of ``(kind, start, end, matched)`` sorted by start.
 
-    Kinds: ``email``; ``phone`` (Chinese mobile numbers 1[3-9]xxxxxxxxx with optional +86/86
-    prefix and space/dash separators, and "+"-prefixed international numbers of 8-15 digits);
-    ``cn_id`` (18-character resident ID with a valid ISO 7064 MOD 11-2 check digit and a birth
-    date between 1900 and today); ``bank_card`` (13-19 digits starting 2-6, optionally in
-    groups of 4 or 4-6-5, Luhn-valid); ``ipv4`` (octets 0-255). Numbers are delimited by
-    ASCII-digit lookarounds, so they are found inside Chinese text but never inside longer digit
-    runs; numbers labelled as order/tracking/serial numbers are not phones or cards.
-    Overlaps are resolved by priority cn_id > bank_card > phone > email > ipv4.
+    Kinds (:data:`PII_KINDS`):
+
+    - ``email``: the whole address, accented Latin, Greek and Cyrillic letters included
+      (``josé.garcía@correo.es``); CJK characters end an address.
+    - ``phone``: Chinese mobile numbers 1[3-9]xxxxxxxxx with optional +86/86 prefix, whole or split
+      by spaces/dashes (``138 1234 5678``) or two dots (``138.1234.5678``); Chinese landlines, area
+      code 010/02x + 8 digits or 0[3-9]xx + 7-8 digits, the area code set off by a dash, a space or
+      parentheses (``010-12345678``, ``0755-1234567``, ``(021)12345678``), unseparated only right
+      after a phone word (电话, 座机, tel…); "+"-prefixed international numbers of 8-15 digits.
+    - ``cn_id``: 18-character resident ID with a valid ISO 7064 MOD 11-2 check character and a birth
+      date between 1900 and today, or a 15-digit first-generation ID (mainland province code, a real
+      19yy birth date); whole or grouped region / birth date / rest (``110101 19900307 123X``).
+    - ``bank_card``: Luhn-valid, 16-19 digits under a card issuer prefix (Visa 4, Mastercard
+      51-55/2221-2720, UnionPay 62, JCB 3528-3589…, see ``_card_prefix_ok``) or 15-digit American
+      Express (34/37); whole, in groups of 4, or 4-6-5. 13- and 14-digit numbers (EAN-13 barcodes),
+      15-digit IMEIs and Luhn-valid order ids under other prefixes (``2024…``) are not cards.
+    - ``ipv4``: four dotted octets 0-255, not part of a longer dotted number; not after a version or
+      section word (``v1.2.3.4``, ``版本``, ``第…节``, ``Chrome/120.0.0.0``); a quad of single digits
+      (``1.2.3.4``) only after a network word (IP, server, DNS, 地址, 服务器…).
+    - ``ipv6``: addresses the standard library parses, with 3+ groups, one of them 3+ hex digits.
+
+    Numbers are delimited by ASCII-digit lookarounds, so they are found inside Chinese text but
+    never inside longer digit runs; numbers labelled as order/tracking/serial numbers, barcodes or
+    IMEIs (订单号, 条码, IMEI…) are not phones, cards or 15-digit IDs.
+    Overlaps are resolved by priority cn_id > bank_card > phone > email > ipv4 > ipv6.
     Full-width digits and letters are recognized; ``start``/``end`` index the original text.
+    Linear in the length of ``text``.
     """
     if text is None:
         return []
@@ -614,7 +803,7 @@ _HTML_TAGS = (
     "table|tbody|td|textarea|tfoot|th|thead|title|tr|tt|u|ul|video"
 )
 # Only real HTML tag names, so generics like List<String> or <T> in code are not tags.
-_RE_HTML_TAG = re.compile(rf"<!--.*?-->|</?(?:{_HTML_TAGS})(?:\s[^<>]*)?/?>", re.IGNORECASE | re.DOTALL)
+_RE_HTML_TAG = re.compile(rf"</?(?:{_HTML_TAGS})(?:\s[^<>]*)?/?>", re.IGNORECASE)
 _RE_HTML_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _RE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff\ufffe]+")
 _RE_REPEATED_PUNCT = re.compile(r"[!?！？]{3,}|([。，、；：～])\1+|([,~])\2{2,}|\.{4,}|…{3,}")
@@ -700,6 +889,33 @@ def _gbk_spans(raw: bytes, offset: int) -> list[tuple[int, int, str]]:
     return out
 
 
+def _html_tag_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of HTML comments and tags, in order; a tag inside a comment is part of the comment.
+
+    Comments are found with str.find, not a lazy regex: ``<!--.*?-->`` rescans to the end of the
+    text from every unclosed ``<!--`` (minutes for a long text full of them). Once one ``<!--`` has
+    no closing ``-->``, no later one has either. A tag cannot hold a ``<``, so tags and comments
+    never straddle each other.
+    """
+    comments: list[tuple[int, int]] = []
+    pos = text.find("<!--")
+    while pos >= 0:
+        close = text.find("-->", pos + 4)
+        if close < 0:
+            break
+        comments.append((pos, close + 3))
+        pos = text.find("<!--", close + 3)
+    if not comments:
+        return [(m.start(), m.end()) for m in _RE_HTML_TAG.finditer(text)]
+    starts = [c[0] for c in comments]
+    spans = list(comments)
+    for m in _RE_HTML_TAG.finditer(text):
+        at = bisect.bisect_right(starts, m.start())
+        if not (at and m.start() < comments[at - 1][1]):
+            spans.append((m.start(), m.end()))
+    return sorted(spans)
+
+
 def _url_end(text: str, start: int, end: int) -> int:
     url = text[start:end]
     while url and url[-1] in ".,;:!?)]}'\"":
@@ -713,9 +929,12 @@ def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
     """Candidate findings as (kind, start, end, replacement)."""
     found: list[tuple[str, int, int, str]] = []
     code = [(m.start(), m.end()) for m in _RE_CODE.finditer(text)] if "`" in text else []
+    code_starts = [cs for cs, _ in code]
 
     def in_code(s: int, e: int) -> bool:
-        return any(cs <= s and e <= ce for cs, ce in code)
+        # code spans are disjoint and in order: only the last one starting at or before s can hold [s, e)
+        at = bisect.bisect_right(code_starts, s)
+        return at > 0 and e <= code[at - 1][1]
 
     for s, e, fixed in _latin_mojibake(text):
         found.append(("mojibake", s, e, fixed))
@@ -730,11 +949,11 @@ def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
         end = _url_end(text, m.start(), m.end())
         if end - m.start() > 7:
             found.append(("url", m.start(), end, ""))
-    for m in _RE_HTML_TAG.finditer(text):
-        if not in_code(m.start(), m.end()):
-            tag = m.group().lower()
+    for start, end in _html_tag_spans(text):
+        if not in_code(start, end):
+            tag = text[start:end].lower()
             block = re.match(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b", tag) is not None
-            found.append(("html_tag", m.start(), m.end(), "\n" if block else ""))
+            found.append(("html_tag", start, end, "\n" if block else ""))
     for m in _RE_HTML_ENTITY.finditer(text):
         fixed = html.unescape(m.group()).replace("\xa0", " ")
         if fixed != m.group() and not in_code(m.start(), m.end()):

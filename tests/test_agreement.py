@@ -10,6 +10,7 @@ from itertools import combinations
 
 import krippendorff
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -694,3 +695,160 @@ def test_no_warnings_on_large_degenerate_and_mixed_input():
         ag.krippendorff_alpha(mixed)
         ag.fleiss_kappa(mixed)
         ag.bootstrap_ci(ag.krippendorff_alpha, mixed, n_boot=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# pandas nullable inputs: pd.NA, pd.NaT, None and NaN are all missing ratings
+# ---------------------------------------------------------------------------------------------
+NULLABLE_ROWS = [
+    ["x", "x", "y"], ["y", None, "y"], [None, "x", "x"], ["x", "y", None], ["y", "y", "y"], [None, None, "x"],
+]
+NULLABLE_NAMES = ["alice", "bob", "cy"]
+NULLABLE_CODES = {"x": 1, "y": 2}
+NULLABLE_BOOLS = {"x": True, "y": False}
+
+
+def nullable_forms() -> dict[str, tuple[list, object]]:
+    """Each form: (the same ratings as plain lists with None, the pandas/pd.NA form)."""
+    columns = list(zip(*NULLABLE_ROWS))
+
+    def frame(dtype, mapping=None):
+        return pd.DataFrame({
+            name: pd.Series([None if v is None else (mapping[v] if mapping else v) for v in column], dtype=dtype)
+            for name, column in zip(NULLABLE_NAMES, columns)
+        })
+
+    def plain(mapping):
+        return [[None if v is None else mapping[v] for v in row] for row in NULLABLE_ROWS]
+
+    as_is = {"x": "x", "y": "y"}
+    with_na = [[pd.NA if v is None else v for v in row] for row in NULLABLE_ROWS]
+    with_nat = [[(pd.NaT if k % 2 else pd.NA) if v is None else v for k, v in enumerate(row)] for row in NULLABLE_ROWS]
+    return {
+        "string": (plain(as_is), frame("string")),
+        "Int64": (plain(NULLABLE_CODES), frame("Int64", NULLABLE_CODES)),
+        "Float64": (plain({"x": 1.5, "y": 2.5}), frame("Float64", {"x": 1.5, "y": 2.5})),
+        "boolean": (plain(NULLABLE_BOOLS), frame("boolean", NULLABLE_BOOLS)),
+        "object frame with pd.NA": (plain(as_is), pd.DataFrame(with_na, columns=NULLABLE_NAMES, dtype=object)),
+        "list with pd.NA and pd.NaT": (plain(as_is), with_nat),
+        "object array with pd.NA": (plain(as_is), np.array(with_na, dtype=object)),
+    }
+
+
+def assert_same_result(expected, got):
+    if isinstance(expected, tuple):
+        for e, g in zip(expected, got):
+            assert_same_result(e, g)
+    elif isinstance(expected, pl.DataFrame):
+        assert got.equals(expected), (expected, got)
+    elif isinstance(expected, np.ndarray):
+        np.testing.assert_array_equal(np.asarray(got, dtype=object), np.asarray(expected, dtype=object))
+    elif isinstance(expected, list):
+        assert got == expected
+    elif expected is None or isinstance(expected, str):
+        assert got == expected
+    else:
+        assert (math.isnan(expected) and math.isnan(got)) or got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("form", list(nullable_forms()))
+@pytest.mark.parametrize(
+    "call",
+    [
+        ag.percent_agreement,
+        ag.fleiss_kappa,
+        ag.krippendorff_alpha,
+        functools.partial(ag.krippendorff_alpha, level="ordinal"),
+        ag.majority_vote,
+        ag.disputed_samples,
+        ag.per_label_agreement,
+        functools.partial(ag.annotator_report, annotators=NULLABLE_NAMES),
+        functools.partial(ag.label_distribution, annotators=NULLABLE_NAMES),
+        functools.partial(ag.pairwise_cohen_kappa, annotators=NULLABLE_NAMES),
+        lambda m: ag.pair_confusion(m, 0, 2),
+        lambda m: ag.agreement_summary(m, n_boot=50),
+        lambda m: ag.bootstrap_ci(ag.fleiss_kappa, m, n_boot=50),
+        lambda m: ag.bootstrap_ci(lambda r: ag.cohen_kappa(r[:, 0], r[:, 2]), m, n_boot=20),
+        lambda m: ag.percent_agreement_by_group(m, ["b1", "b1", "b2", "b2", "b1", "b2"]),
+        lambda m: ag.explain_nan(ag.krippendorff_alpha, m),
+        lambda m: ag.explain_nan(ag.fleiss_kappa, np.asarray(m, dtype=object)[:, :1]),
+    ],
+)
+def test_pandas_nullable_ratings_equal_plain_lists(form, call):
+    plain, nullable = nullable_forms()[form]
+    assert_same_result(call(plain), call(nullable))
+
+
+def test_pandas_column_names_are_default_annotators():
+    _, frame = nullable_forms()["string"]
+    assert ag.annotator_report(frame)["annotator"].to_list() == NULLABLE_NAMES
+    assert ag.pairwise_cohen_kappa(frame)[["annotator_a", "annotator_b"]].row(0) == ("alice", "bob")
+
+
+@pytest.mark.parametrize("dtype, mapping", [("string", None), ("Int64", NULLABLE_CODES), ("boolean", NULLABLE_BOOLS)])
+def test_cohen_kappa_with_pandas_nullable_series(dtype, mapping):
+    a = [row[0] for row in NULLABLE_ROWS] + ["x", "y"]
+    b = [row[2] for row in NULLABLE_ROWS] + ["y", "y"]
+
+    def series(values):
+        return pd.Series([None if v is None else (mapping[v] if mapping else v) for v in values], dtype=dtype)
+
+    def plain(values):
+        return [None if v is None else (mapping[v] if mapping else v) for v in values]
+
+    expected = ag.cohen_kappa(plain(a), plain(b))
+    assert not math.isnan(expected)
+    assert ag.cohen_kappa(series(a), series(b)) == pytest.approx(expected, abs=1e-12)
+    assert ag.cohen_kappa(series(a).array, plain(b)) == pytest.approx(expected, abs=1e-12)
+    assert ag.explain_nan(ag.cohen_kappa, series(a), series(b)) is None
+    # only items rated by both count: pd.NA on either side drops the item
+    reason = ag.explain_nan(ag.cohen_kappa, series([None, "x"]), series(["x", None]))
+    assert reason == "no item was rated by both annotators"
+
+
+def test_fleiss_kappa_from_counts_missing_cells_are_zero():
+    expected = ag.fleiss_kappa_from_counts(FLEISS_TABLE)
+    nullable = pd.DataFrame(
+        {f"c{k}": pd.Series([row[k] or None for row in FLEISS_TABLE], dtype="Int64") for k in range(5)}
+    )
+    assert nullable.isna().to_numpy().any()
+    assert ag.fleiss_kappa_from_counts(nullable) == pytest.approx(expected, abs=1e-12)
+    as_nan = np.array([[v or NAN for v in row] for row in FLEISS_TABLE], dtype=float)
+    assert ag.fleiss_kappa_from_counts(as_nan) == pytest.approx(expected, abs=1e-12)
+    with_na = [[v or pd.NA for v in row] for row in FLEISS_TABLE]
+    assert ag.fleiss_kappa_from_counts(with_na) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="counts"):
+        ag.fleiss_kappa_from_counts([[pd.NA, "2"]])
+
+
+def test_percent_agreement_by_group_pandas_na_key_is_the_null_group():
+    rows = [["a", "a"], ["a", "b"], ["b", "b"], ["a", "a"]]
+    expected = ag.percent_agreement_by_group(rows, ["g1", None, "g1", None])
+    assert expected["group"].to_list() == ["g1", None]
+    for keys in (pd.Series(["g1", pd.NA, "g1", None], dtype="string"), ["g1", pd.NA, "g1", NAN]):
+        assert ag.percent_agreement_by_group(rows, keys).equals(expected)
+
+
+def test_ratings_matrix_from_pandas_with_pd_na_labels():
+    long = {
+        "sample_id": ["s2", "s1", "s1", "s3", "s2", "s1"],
+        "annotator": ["bob", "bob", "alice", "alice", "alice", "carol"],
+        "label": ["正面", "负面", "正面", None, "neutral", "负面"],
+    }
+    expected = ag.ratings_matrix(pl.DataFrame(long))
+    frame = pd.DataFrame({key: pd.Series(values, dtype="string") for key, values in long.items()})
+    assert frame["label"].isna().sum() == 1
+    matrix, annotators, sample_ids = ag.ratings_matrix(frame)
+    assert matrix.tolist() == expected[0].tolist() and matrix[2, 0] is None
+    assert (annotators, sample_ids) == expected[1:]
+    with pytest.raises(ValueError, match="annotator"):
+        ag.ratings_matrix(frame.drop(columns="annotator"))
+
+
+def test_kappa_matrix_from_pandas_with_pd_na_kappa():
+    pairwise = pd.DataFrame({
+        "annotator_a": ["a", "a", "b"], "annotator_b": ["b", "c", "c"],
+        "kappa": pd.Series([0.5, None, 0.25], dtype="Float64"),
+    })
+    grid = ag.kappa_matrix(pairwise, ["a", "b", "c"])
+    np.testing.assert_array_equal(grid, [[1.0, 0.5, NAN], [0.5, 1.0, 0.25], [NAN, 0.25, 1.0]])

@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -433,6 +434,109 @@ def test_drift_report_no_runtime_warning():
         warnings.simplefilter("error")
         rep = drift_report(ref, cur)
     assert rep["psi"].to_list() == [0.0, pytest.approx(2 * term(1.0, FLOOR), rel=1e-12)]
+
+
+# ---------------------------------------------------------------------------
+# pandas nullable inputs: pd.NA is a missing value, never a category
+# ---------------------------------------------------------------------------
+
+REF_NUMBERS = [1, 2, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]
+CUR_NUMBERS = [2, 3, 3, 5, 9, 15, 22, 40, 70]
+
+
+@pytest.mark.parametrize(
+    "to_pandas",
+    [lambda v: pd.Series(v, dtype="Int64"), lambda v: pd.array(v, dtype="Int64"),
+     lambda v: pd.Series([x / 2 for x in v], dtype="Float64") * 2, lambda v: pd.Series(v, dtype=object)],
+    ids=["Int64 Series", "Int64 array", "Float64 Series", "object Series"],
+)
+def test_psi_and_ks_accept_pandas_nullable_numbers(to_pandas):
+    ref, cur = to_pandas(REF_NUMBERS), to_pandas(CUR_NUMBERS)
+    assert psi(ref, cur) == pytest.approx(psi(REF_NUMBERS, CUR_NUMBERS), rel=1e-12)
+    assert psi(ref, cur, bins=4) == pytest.approx(psi(REF_NUMBERS, CUR_NUMBERS, bins=4), rel=1e-12)
+    assert ks_test(ref, cur) == pytest.approx(ks_test(REF_NUMBERS, CUR_NUMBERS), rel=1e-12)
+
+
+def test_psi_and_ks_accept_pandas_boolean():
+    ref, cur = [True, True, False, True], [False, False, True, False]
+    nullable = pd.Series(ref, dtype="boolean"), pd.Series(cur, dtype="boolean")
+    assert psi(*nullable, bins=2) == pytest.approx(psi([1, 1, 0, 1], [0, 0, 1, 0], bins=2), rel=1e-12)
+    assert ks_test(*nullable) == pytest.approx(ks_test([1, 1, 0, 1], [0, 0, 1, 0]), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [pd.Series([1, None, 3], dtype="Int64"), pd.Series([1.5, None], dtype="Float64"),
+     pd.Series([True, None], dtype="boolean"), pd.Series([1, pd.NA], dtype=object), [1.0, pd.NA],
+     [1.0, pd.NaT]],
+    ids=["Int64", "Float64", "boolean", "object Series", "list with pd.NA", "list with pd.NaT"],
+)
+def test_psi_and_ks_report_pandas_missing_values(values):
+    for call in (lambda: psi(values, [1.0, 2.0]), lambda: ks_test([1.0, 2.0], values)):
+        with pytest.raises(ValueError, match="contains 1 NaN/missing"):
+            call()
+
+
+@pytest.mark.parametrize(
+    "ref, cur",
+    [(pd.Series(["a", "a", "b", pd.NA], dtype="string"), ["a", "c"]),
+     (["a", "a", "b", pd.NA], ["a", "c"]),
+     (pd.Series([True, False, None], dtype="boolean"), [True]),
+     (pd.array([1, 2, None], dtype="Int64"), [1]),
+     (pd.Series(["a", None], dtype="category"), ["a"]),
+     (np.array(["a", pd.NA], dtype=object), ["a"])],
+    ids=["string", "list", "boolean", "Int64 array", "category", "object array"],
+)
+def test_psi_categorical_pd_na_is_missing_not_a_category(ref, cur):
+    with pytest.raises(ValueError, match="reference contains 1 missing"):
+        psi_categorical(ref, cur)
+    with pytest.raises(ValueError, match="current contains 1 missing"):
+        psi_categorical(cur, ref)
+
+
+@pytest.mark.parametrize(
+    "dtype, ref, cur",
+    [("string", ["a", "a", "b"], ["a", "c", "c"]), ("Int64", [1, 1, 2], [2, 2, 2]),
+     ("boolean", [True, True, False, True], [False, False, True, False]), ("category", ["x", "y"], ["y", "y"])],
+)
+def test_psi_categorical_accepts_pandas_nullable_labels(dtype, ref, cur):
+    expected = psi_categorical(ref, cur)
+    got = psi_categorical(pd.Series(ref, dtype=dtype), pd.Series(cur, dtype=dtype))
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert psi_categorical(pd.array(ref, dtype=dtype), cur) == pytest.approx(expected, rel=1e-12)
+
+
+def test_drift_report_accepts_pandas_nullable_frames():
+    ref = {
+        "sample_id": [1, 2, 3, 4, 5], "n": [1, 2, None, 4, 9], "x": [0.5, None, 1.5, 2.5, 3.5],
+        "c": ["a", "b", None, "a", "a"], "flag": [True, None, False, True, True],
+    }
+    cur = {
+        "sample_id": [6, 7, 8], "n": [2, None, 30], "x": [None, 9.5, 0.5],
+        "c": ["z", "a", None], "flag": [False, False, None],
+    }
+    dtypes = {"sample_id": "Int64", "n": "Int64", "x": "Float64", "c": "string", "flag": "boolean"}
+    schema = {"sample_id": pl.Int64, "n": pl.Int64, "x": pl.Float64, "c": pl.String, "flag": pl.Boolean}
+    expected = drift_report(pl.DataFrame(ref, schema=schema), pl.DataFrame(cur, schema=schema))
+    assert expected["ref_missing"].to_list() == [1, 1, 1, 1]
+
+    def frame(data):
+        return pd.DataFrame({k: pd.Series(v, dtype=dtypes[k]) for k, v in data.items()})
+
+    assert frame(ref)["c"].isna().sum() == 1
+    assert drift_report(frame(ref), frame(cur)).equals(expected)
+    assert drift_report(frame(ref), pl.DataFrame(cur, schema=schema)).equals(expected)
+    assert drift_report(frame(ref), frame(cur), features=["c", "n"]).equals(
+        expected.filter(pl.col("feature").is_in(["c", "n"])).sort("feature")
+    )
+
+
+def test_text_features_accepts_pandas_strings():
+    samples = {"sample_id": [1, 2, 3], "text": ["Hello世界 foo", None, ""]}
+    expected = text_features(pl.DataFrame(samples))
+    frame = pd.DataFrame({"sample_id": samples["sample_id"], "text": pd.Series(samples["text"], dtype="string")})
+    got = text_features(frame)
+    assert got.equals(expected)
 
 
 # ---------------------------------------------------------------------------

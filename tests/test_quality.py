@@ -454,6 +454,185 @@ def test_find_pii_rejects_non_strings():
         find_pii(13812345678)  # type: ignore[arg-type]
 
 
+# --------------------------------------------------------------------------- PII: issue 15 fixes
+
+EAN13 = "6901230000096"  # a valid EAN-13 barcode (Chinese prefix 690) that is also Luhn-valid
+IMEI = "356938035643809"  # the GSMA example IMEI: 15 digits, Luhn-valid
+DATED_ORDER = luhn_complete("202405171234567")  # a Luhn-valid order id that starts with its date
+ID_1990 = cn_id("11010119900307123")
+ID15 = "110105491231002"  # first generation: Beijing, born 1949-12-31, sequence 002
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # non-ASCII e-mail addresses are taken whole, not from the last accented letter on
+        ("escribe a josé.garcía@correo.es hoy", [("email", "josé.garcía@correo.es")]),
+        ("Пишите: иван.петров@почта.рф", [("email", "иван.петров@почта.рф")]),
+        ("邮箱müller@münchen.de，谢谢", [("email", "müller@münchen.de")]),
+        # Chinese landlines
+        ("前台电话010-12345678，找王经理", [("phone", "010-12345678")]),
+        ("深圳办公室 0755-1234567 或 0755-12345678", [("phone", "0755-1234567"), ("phone", "0755-12345678")]),
+        ("上海总部(021)12345678", [("phone", "(021)12345678")]),
+        ("上海总部（021）1234 5678", [("phone", "（021）1234 5678")]),
+        ("London office 020 7946 0958.", [("phone", "020 7946 0958")]),
+        ("总机 010-12345678转801", [("phone", "010-12345678转801")]),
+        ("座机：075512345678", [("phone", "075512345678")]),
+        # mobile numbers split by dots or spaces
+        ("手机138.1234.5678，晚上打", [("phone", "138.1234.5678")]),
+        ("手机 138 1234 5678", [("phone", "138 1234 5678")]),
+        # IPv6
+        ("IPv6 地址 2001:db8::8a2e:370:7334 已分配", [("ipv6", "2001:db8::8a2e:370:7334")]),
+        ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up", [("ipv6", "2001:0db8:85a3:0000:0000:8a2e:0370:7334")]),
+        ("连接 [fe80::21a:2bff:fe3c:4d5e]:8080 失败", [("ipv6", "fe80::21a:2bff:fe3c:4d5e")]),
+        # 15-digit (first-generation) ID numbers and IDs written in groups
+        (f"老身份证{ID15}已过期", [("cn_id", ID15)]),
+        (f"ID {ID_1990[:6]} {ID_1990[6:14]} {ID_1990[14:]} ok", [("cn_id", f"{ID_1990[:6]} {ID_1990[6:14]} {ID_1990[14:]}")]),
+        (f"证件号{ID_1990[:6]}-{ID_1990[6:14]}-{ID_1990[14:]}", [("cn_id", f"{ID_1990[:6]}-{ID_1990[6:14]}-{ID_1990[14:]}")]),
+        # cards under issuer prefixes, 19 digits grouped 4-4-4-4-3
+        ("MC 2221000000000009, JCB 3530111333300000", [("bank_card", "2221000000000009"), ("bank_card", "3530111333300000")]),
+        (f"银联 {' '.join([UNIONPAY19[i:i + 4] for i in range(0, 19, 4)])} 还款",
+         [("bank_card", " ".join([UNIONPAY19[i:i + 4] for i in range(0, 19, 4)]))]),
+        # a single-digit dotted quad after a network word
+        ("DNS 8.8.8.8, IP: 1.2.3.4", [("ipv4", "8.8.8.8"), ("ipv4", "1.2.3.4")]),
+    ],
+)
+def test_find_pii_issue15_positive(text, expected):
+    found = find_pii(text)
+    assert [(k, m) for k, _s, _e, m in found] == expected
+    for _k, s, e, m in found:
+        assert text[s:e] == m
+
+
+def test_non_ascii_email_is_masked_whole():
+    assert mask_pii("josé.garcía@correo.es") == "***o.es"
+    assert mask_pii("联系 josé.garcía@correo.es 谢谢") == "联系 ***o.es 谢谢"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Luhn-valid numbers that are not cards
+        f"条码 {EAN13}",
+        f"商品 {EAN13} 已入库",  # 13 digits: an EAN-13 barcode, whatever the label
+        f"IMEI: {IMEI}",
+        f"手机串号{IMEI}",
+        f"device {IMEI} registered",  # 15 digits and not American Express (34/37)
+        f"订单 {DATED_ORDER} 已发货",
+        f"{DATED_ORDER}",  # prefix 2024 is no card issuer's
+        f"barcode {luhn_complete('400638133393')}",  # 13-digit Luhn-valid starting 4 (once a Visa length)
+        # version, section and outline numbers are not IPv4 addresses
+        "1.2.3.4",
+        "see 1.2.3.4 for details",
+        "version 1.2.3.4 released",
+        "v2.10.3.1 fixes it",
+        "升级到版本 2.0.1.3",
+        "请参阅第1.2.3.4节",
+        "section 10.1.2.3 applies",
+        "规则 10.1.2.3 条",
+        "Mozilla/5.0 Chrome/120.0.0.0 Safari/537.36",
+        # IPv6 look-alikes
+        "时间 12:30:45，比分 3:2",
+        "MAC 00:1A:2B:3C:4D:5E",
+        "std::vector and abc::def and a::b::c",
+        "loopback ::1 and fe80::1",
+        # landline look-alikes
+        "日期 2023-10-01，区号 0755",
+        "产品编号 0755-1234567",
+        "batch 2023-0755-1234567",
+        "01012345678",  # bare 0-led digits without a phone word
+        # a 15-digit run that is no first-generation ID (no province 99; month 56)
+        "991234900101123",
+        "356938035643809",
+    ],
+)
+def test_find_pii_issue15_negative(text):
+    assert find_pii(text) == []
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "会议定于2023-10-01 12:30:45开始，持续到18:00:00，地点在三楼。",
+        "日期 2023.10.01，时间 09:30，截止 2024/05/17；1999年12月31日；02/29/2024 15:04:05。",
+        "价格 ¥1,299.00，原价 $19.99，合计 1234567.89 元，优惠 0.5 折，共 100000000 人。",
+        "Python 3.11.4 and numpy 1.26.4 are required; Ubuntu 22.04.3 LTS; build 10.0.19041.1.",
+        "ISBN 978-7-111-12345-6，邮编 100084，学号 2021123456，时间戳 1699999999123。",
+        "比分 3:2，屏幕比例 16:9，时间 12:30:45.123，2023-10-01T12:30:45Z，温度 -12.5℃。",
+        "The years 2019-2023 saw growth of 12.5%; call 911; room 0755; area code 021.",
+        "坐标 39.9042, 116.4074；版本 1.0.0.1 已发布；数据集 0.1.2.3 版。",
+        "The meeting is at 10:30 on 2024-05-17 in room 301; the ratio was 1:2:3.",
+    ],
+)
+def test_find_pii_precision_on_ordinary_text(text):
+    assert find_pii(text) == []
+
+
+# --------------------------------------------------------------------------- any text length
+
+
+def _long_text(n: int, seed: int) -> str:
+    """``n`` characters of Chinese and English with a few personal data and things to clean."""
+    rng = np.random.default_rng(seed)
+    words = ["data", "label", "quality", "model", "review", "the", "of", "sample", "annotation", "check"]
+    parts: list[str] = []
+    size = 0
+    while size < n:
+        han = "".join(chr(int(c)) for c in rng.integers(0x4E00, 0x9FA5, int(rng.integers(5, 30))))
+        english = " ".join(words[int(i)] for i in rng.integers(0, len(words), int(rng.integers(3, 12))))
+        part = f"{han}，{english}. "
+        parts.append(part)
+        size += len(part)
+    return "".join(parts)[:n]
+
+
+def test_every_function_handles_a_300k_character_text():
+    n = 300_000
+    base = _long_text(n, 0)
+    planted = "联系电话13812345678，邮箱zhang.san@example.com，<b>粗体</b>！！！ "
+    long = base[: n // 2] + planted + base[n // 2 + len(planted) :]
+    assert len(long) == n
+    edited = long[:1000] + "改" + long[1001:]
+    texts = [ZH, long, EN, edited, _long_text(140_000, 1)]
+
+    # near duplicates: the long pair is found with its exact Jaccard; nothing else pairs up
+    pairs = near_duplicate_pairs(texts)
+    assert pairs.select("row_a", "row_b").rows() == [(1, 3)]
+    assert pairs["jaccard"][0] == pytest.approx(jaccard(long, edited))
+    assert near_duplicates(texts) == [[1, 3]]
+    assert exact_duplicates([long, long + " ", edited]) == [[0, 1]]
+
+    # personal data and cleaning: found at the planted place, the rest of the text untouched
+    at = n // 2
+    assert [(k, s - at, m) for k, s, _e, m in find_pii(long)] == [
+        ("phone", 4, "13812345678"),
+        ("email", 18, "zhang.san@example.com"),
+    ]
+    masked = mask_pii(long)
+    assert "13812345678" not in masked and "zhang.san@example.com" not in masked
+    assert masked.startswith(long[:at]) and masked.endswith(long[at + len(planted) :])
+    findings = cleaning_findings(long)
+    assert ("html_tag", "<b>") in [(k, m) for k, _s, _e, m in findings]
+    assert ("repeated_punct", "！！！") in [(k, m) for k, _s, _e, m in findings]
+    assert len(clean_text(long)) < n
+    assert combine_fields(pl.DataFrame({"instruction": [long], "output": ["好"]})) == [long + "\n好"]
+    issues = completeness_issues(pl.DataFrame({"instruction": [long, "问"], "output": [edited, "答。"]}))
+    assert ("output_repeats_instruction", 0) in set(zip(issues["kind"], issues["row"]))
+
+
+@pytest.mark.parametrize("num_perm", [128, 64])
+def test_signature_of_a_text_longer_than_the_work_matrix_equals_datasketch(num_perm):
+    # 128 permutations hold 131,072 shingles in the work matrix: these texts need several slices,
+    # on their own or between short texts
+    texts = [normalize_text(t) for t in (EN, _long_text(300_000, 2), ZH, _long_text(140_000, 3), "x")]
+    sig = _signatures(texts, 3, num_perm, 1)
+    for text, row in zip(texts, sig):
+        m = MinHash(num_perm=num_perm, seed=1, hashfunc=_shingle_hash32)
+        m.update_batch(sorted(shingles(text, 3)))
+        assert np.array_equal(m.hashvalues, row)
+
+
 # --------------------------------------------------------------------------- cleaning
 
 MOJIBAKE_ZH = "你好世界，这是一个测试。".encode("utf-8").decode("gbk", errors="replace")
