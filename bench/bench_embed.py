@@ -1,6 +1,8 @@
 """Benchmark of core.embeddings.embed against a bare model.encode, and of a second, cached embed.
 
-Run by hand: `.venv/bin/python bench/bench_embed.py [--n 2000] [--repeats 2]`.
+Run by hand: `.venv/bin/python bench/bench_embed.py [--n 2000] [--repeats 2]`, or `--quick` for a
+smoke run (32 texts per language, one repetition; most of its time is importing sentence-transformers
+and loading the two packaged models, which no smaller size avoids).
 Targets (issue 4, part 3): embed throughput >= 0.9 x bare encode; cached embed makes no model call.
 """
 
@@ -209,10 +211,15 @@ def _print(name: str, r: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Command line: run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="number of texts per language")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, best kept")
+    parser.add_argument("--n", type=int, default=None, help="number of texts per language (default 2,000; 32 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs of each, best kept (default 3; 1 with --quick)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 32 texts per language, 1 repetition")
     args = parser.parse_args(argv)
+    if args.n is None:
+        args.n = 32 if args.quick else 2000
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     result = run_embed_bench(args.n, args.repeats, args.batch_size)
     _print("English", result["english"])
     _print("Chinese", result["chinese"])

@@ -16,7 +16,7 @@ Prints the times, the ratio (b / a), the peaks, and the time of each stage of ou
 Targets (issue 2): ratio <= 1.5 and peak RSS <= 2 GB.
 
     .venv/bin/python bench/bench_import.py              # full size
-    .venv/bin/python bench/bench_import.py --rows 30000 # quick check
+    .venv/bin/python bench/bench_import.py --quick      # smoke run: 15,000 rows
 """
 
 from __future__ import annotations
@@ -82,6 +82,45 @@ def generate(path: Path, rows: int, seed: int = 7, probs: bool = False) -> tuple
         if buf:
             fh.write("\n".join(buf) + "\n")
     return n_samples, path.stat().st_size
+
+
+QUALITY = ["good", "bad", "unsure"]
+SYSTEM = ["You are a helpful customer-service assistant.", "你是一名耐心的电商客服。"]
+FOLLOW_ZH = ["好的，谢谢！", "还有别的办法吗？", "那大概要多久？"]
+FOLLOW_EN = ["Thanks!", "Is there anything else I can do?", "How long will that take?"]
+
+
+def generate_chat(path: Path, rows: int, seed: int = 7) -> tuple[int, int]:
+    """Write ``rows`` OpenAI-chat JSONL rows (3 per conversation, one per annotator's quality label);
+    return (conversations, bytes). Conversations have 2 to 6 turns (a system prompt in a third of them),
+    Chinese or English, an ``id``, ``label`` (good / bad / unsure) and ``annotator``."""
+    rng = random.Random(seed)
+    n_conv = -(-rows // len(ANNOTATORS))
+    written = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        buf: list[str] = []
+        for s in range(n_conv):
+            zh = rng.random() < 0.5
+            messages = [{"role": "system", "content": SYSTEM[zh]}] if rng.random() < 0.33 else []
+            messages += [{"role": "user", "content": rng.choice(ZH if zh else EN)},
+                         {"role": "assistant", "content": rng.choice(REPLY_ZH if zh else REPLY_EN)}]
+            for _ in range(rng.randrange(3)):
+                messages += [{"role": "user", "content": rng.choice(FOLLOW_ZH if zh else FOLLOW_EN)},
+                             {"role": "assistant", "content": rng.choice(REPLY_ZH if zh else REPLY_EN)}]
+            true = rng.randrange(len(QUALITY))
+            for annotator in ANNOTATORS:
+                if written >= rows:
+                    break
+                label = QUALITY[true] if rng.random() < 0.85 else rng.choice(QUALITY)
+                buf.append(json.dumps({"id": f"c{s:07d}", "messages": messages, "label": label,
+                                       "annotator": annotator}, ensure_ascii=False))
+                written += 1
+            if len(buf) >= 10_000:
+                fh.write("\n".join(buf) + "\n")
+                buf.clear()
+        if buf:
+            fh.write("\n".join(buf) + "\n")
+    return n_conv, path.stat().st_size
 
 
 # --------------------------------------------------------------------------- the timed children
@@ -154,9 +193,9 @@ def timed(owner, name):
             w0, c0 = steps.get(name, (0.0, 0.0))
             steps[name] = (w0 + time.perf_counter() - t, c0 + time.process_time() - c)
     setattr(owner, name, wrapper)
-for name in ("stage_jsonl", "stage_jsonl_lines", "staged_labels", "import_staged"):
+for name in ("stage_jsonl", "stage_jsonl_lines", "staged_labels", "stage_derived", "import_staged"):
     timed(Store, name)
-for name in ("_scan", "infer_labels", "parse_probabilities"):
+for name in ("_scan", "infer_labels", "parse_probabilities", "_derive_parts"):
     timed(ingest, name)
 
 store = open_store(db)  # creating + migrating the store is not part of the import
@@ -186,11 +225,15 @@ def run_child(code: str, *args: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="JSONL rows to generate (default 1,000,000)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="JSONL rows to generate (default 1,000,000; 15,000 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smoke run with 15,000 rows")
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one, removed after)")
     parser.add_argument("--probs", action="store_true",
                         help="rows also carry 8-label model probabilities (predictions are imported too)")
     args = parser.parse_args(argv)
+    if args.rows is None:
+        args.rows = 15_000 if args.quick else 1_000_000
 
     with tempfile.TemporaryDirectory(prefix="bench-import-", dir=args.dir) as tmp:
         work = Path(tmp)
