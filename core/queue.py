@@ -157,6 +157,56 @@ def close_entry(store: Store, dataset: str, entry_id: int, actor: str) -> bool:
     return True
 
 
+def claim_entries(store: Store, dataset: str, reviewer: str, n: int, reasons: Sequence[str] | None = None,
+                  ttl_seconds: float | None = None) -> pl.DataFrame:
+    """Claim up to ``n`` entries for ``reviewer`` at once (bulk review), atomically.
+
+    The reviewer ends up holding at most ``n`` unexpired claims of ``reasons`` (None = any): the
+    claims held already count, so calling it twice (a retry, a rerun) claims nothing more.
+    Returns the held claims (entry_id, sample_id, reason, priority, claimed_at), highest priority
+    first. Two reviewers never hold the same entry.
+    """
+    reviewer = _actor(reviewer)
+    reason_list = _reasons(reasons)
+    try:
+        count = int(n)
+    except (TypeError, ValueError):
+        raise ValueError(f"n must be a whole number of entries, got {n!r}") from None
+    if count < 0:
+        raise ValueError(f"n must be 0 or more, got {n!r}")
+    if ttl_seconds is None:
+        ttl_seconds = claim_ttl_seconds(store.get_dataset(dataset).settings)
+    return store.claim_queue_entries(dataset, reviewer, count, float(ttl_seconds), reason_list)
+
+
+def held_claims(store: Store, reviewer: str, dataset: str | None = None, now: datetime | None = None,
+                include_expired: bool = False) -> pl.DataFrame:
+    """The entries ``reviewer`` holds (unexpired claims, each dataset's time-to-live), in every dataset
+    or one: entry_id, dataset, sample_id, reason, priority, claimed_at, expired, oldest first.
+
+    What the review page shows as "your claims", so that no claim is held out of sight.
+    ``include_expired`` adds the reviewer's expired claims nobody has taken yet (``expired`` true).
+    """
+    reviewer = _actor(reviewer)
+    claims = store.claims_of(reviewer, dataset)
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    ttl = {name: claim_ttl_seconds(store.get_dataset(name).settings) for name in claims["dataset"].unique().to_list()}
+    expired = [c is None or (now - c).total_seconds() >= ttl[d]
+               for d, c in zip(claims["dataset"].to_list(), claims["claimed_at"].to_list())]
+    claims = claims.with_columns(pl.Series("expired", expired, dtype=pl.Boolean))
+    return claims if include_expired else claims.filter(~pl.col("expired"))
+
+
+def release_claims(store: Store, dataset: str, entry_ids: Sequence[int], reviewer: str) -> int:
+    """Give the reviewer's own claims among ``entry_ids`` back to the queue; returns how many."""
+    return store.release_claims(dataset, [int(e) for e in entry_ids], _actor(reviewer))
+
+
+def reopen_entry(store: Store, entry_id: int, reviewer: str) -> dict[str, Any]:
+    """Claim a done or skipped entry again for ``reviewer`` (the desk's undo); returns the entry."""
+    return store.reopen_queue_entry(int(entry_id), _actor(reviewer))
+
+
 # ------------------------------------------------------------------------------------ rules
 def low_confidence_candidates(predictions: pl.DataFrame, state: pl.DataFrame, threshold: float) -> pl.DataFrame:
     """Samples whose prediction confidence is below ``threshold``, least confident first.
@@ -288,6 +338,24 @@ def queue_manual(store: Store, dataset: str, sample_ids: Sequence[Any], actor: s
     return store.enqueue(dataset, ids, "manual", actor, priority=p, detail={"note": note} if note else None)
 
 
+def queue_disputed(store: Store, dataset: str, disputed: pl.DataFrame, actor: str,
+                   detail: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Queue the not yet adjudicated rows of a disputed-samples table (columns sample_id,
+    adjudicated, priority: :func:`core.analyses.agreement.disputed_table`) for adjudication.
+
+    Returns ``(added, pending)``: entries added, and disputed samples without a review (those
+    already open in the queue for disagreement are not added twice).
+    """
+    actor = _actor(actor)
+    pending = disputed.filter(pl.col("adjudicated").is_null())
+    if pending.height == 0:
+        return 0, 0
+    added = store.enqueue(dataset, pending["sample_id"].to_list(), "disagreement", actor,
+                          priority=pending["priority"].to_list(),
+                          detail={"source": "agreement page", "disputed": pending.height, **(detail or {})})
+    return added, pending.height
+
+
 # --------------------------------------------------------------------------------- progress
 def day_bounds(first: date, last: date | None = None) -> tuple[datetime, datetime]:
     """The stored-time (UTC, naive) range of local calendar days ``first`` .. ``last`` inclusive.
@@ -397,6 +465,78 @@ def bulk_entries(store: Store, dataset: str, reason: str, limit: int = 200) -> p
     return bulk_frame(entries, state, gold)
 
 
+def queue_listing(store: Store, dataset: str, limit: int = 500) -> pl.DataFrame:
+    """The live (open and claimed) entries of a dataset for the review page's list, highest priority
+    first, at most ``limit``: entry_id, sample_id, preview (:func:`preview_text`), reason (its display
+    name, :func:`core.vocab.reason_name`), priority, status, claimed_by, created_at."""
+    entries = store.queue(dataset, status=list(vocab.LIVE_STATUSES)).head(max(int(limit), 0))
+    state = store.sample_review_state(dataset, entries["sample_id"].to_list(), with_text=True)
+    text = state.select("sample_id", *[c for c in TEXT_FIELDS if c in state.columns])
+    rows = entries.join(text, on="sample_id", how="left", maintain_order="left")
+    preview = [preview_text(r) for r in rows.iter_rows(named=True)]
+    return rows.select(
+        "entry_id", "sample_id", pl.Series("preview", preview, dtype=pl.Utf8),
+        pl.Series("reason", [vocab.reason_name(r) for r in rows["reason"].to_list()], dtype=pl.Utf8),
+        "priority", "status",
+        "claimed_by", "created_at",
+    )
+
+
+def votes_text(votes: Sequence[Mapping[str, Any]] | None) -> str:
+    """Annotator votes as one line, most common label first: ``cancel ×2 (alice, bo) · refund (chen)``."""
+    by_label: dict[str, list[str]] = {}
+    for v in votes or []:
+        if v and v.get("label") is not None:
+            by_label.setdefault(str(v["label"]), []).append(str(v.get("annotator")))
+    ordered = sorted(by_label.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return " · ".join(f"{lab}{f' ×{len(who)}' if len(who) > 1 else ''} ({', '.join(sorted(who))})"
+                      for lab, who in ordered)
+
+
+def claimed_frame(rows: pl.DataFrame) -> pl.DataFrame:
+    """The bulk review table of claimed entries, from :meth:`Store.bulk_review_rows`.
+
+    Returns entry_id, sample_id, reason, priority, preview, votes (:func:`votes_text`), predicted,
+    confidence, current_label and source (the gold rule: latest review, else strict-plurality vote),
+    base_version, label (starts as the current label; the page makes it editable).
+    """
+    empty_ann = {"sample_id": pl.Utf8, "annotator": pl.Utf8, "label": pl.Utf8}
+    ann = (rows.select("sample_id", "votes").explode("votes").drop_nulls("votes")
+           .select("sample_id", pl.col("votes").struct.field("annotator"), pl.col("votes").struct.field("label"))
+           if rows.height else pl.DataFrame(schema=empty_ann))
+    reviews = (rows.filter(pl.col("version") > 0)
+               .select("sample_id", "version", pl.col("review_label").alias("new_label")))
+    gold = gold_labels(ann.cast(empty_ann), reviews.cast({"sample_id": pl.Utf8, "version": pl.Int64,
+                                                           "new_label": pl.Utf8}))
+    text_cols = [c for c in TEXT_FIELDS if c in rows.columns]
+    preview = [preview_text(r) for r in rows.select(text_cols).iter_rows(named=True)]
+    votes = [votes_text(v) for v in rows["votes"].to_list()]
+    return (
+        rows.join(gold.select("sample_id", pl.col("gold_label").alias("current_label"), "source"),
+                  on="sample_id", how="left")
+        .select(
+            "entry_id", "sample_id", "reason", "priority",
+            pl.Series("preview", preview, dtype=pl.Utf8),
+            pl.Series("votes", votes, dtype=pl.Utf8),
+            "predicted", pl.col("confidence").cast(pl.Float64),
+            "current_label", "source",
+            pl.col("version").fill_null(0).cast(pl.Int64).alias("base_version"),
+            pl.col("current_label").alias("label"),
+        )
+    )
+
+
+def bulk_claimed(store: Store, dataset: str, reviewer: str, reason: str | None = None) -> pl.DataFrame:
+    """The bulk review table of the entries ``reviewer`` holds in ``dataset`` (of ``reason``, or
+    any): :func:`claimed_frame` rows, highest priority first, read in one query."""
+    if reason is not None:
+        _reasons([reason])
+    claims = held_claims(store, reviewer, dataset)
+    if reason is not None:
+        claims = claims.filter(pl.col("reason") == reason)
+    return claimed_frame(store.bulk_review_rows(dataset, claims["entry_id"].to_list()))
+
+
 def changed_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of an edited bulk table whose ``label`` differs from ``current_label``, as the rows
     :func:`core.review.save_reviews_bulk` takes (sample_id, new_label, base_version)."""
@@ -408,9 +548,10 @@ def changed_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
 
 __all__ = [
     "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError",
-    "bulk_entries", "bulk_frame", "changed_rows", "claim_next", "claim_ttl_seconds", "close_entry",
-    "confidence_threshold", "day_bounds", "disagreement_candidates", "low_confidence_candidates",
-    "preview_text", "progress_counts", "queue_active_learning", "queue_disagreement", "queue_label_issues",
-    "queue_low_confidence", "queue_manual", "queue_progress", "release_entry", "set_confidence_threshold",
-    "skip_entry", "top_probabilities",
+    "bulk_claimed", "bulk_entries", "bulk_frame", "changed_rows", "claim_entries", "claim_next",
+    "claim_ttl_seconds", "claimed_frame", "close_entry", "confidence_threshold", "day_bounds",
+    "disagreement_candidates", "held_claims", "low_confidence_candidates", "preview_text", "progress_counts",
+    "queue_active_learning", "queue_disagreement", "queue_label_issues", "queue_listing",
+    "queue_low_confidence", "queue_manual", "queue_progress", "release_claims", "release_entry", "reopen_entry",
+    "set_confidence_threshold", "skip_entry", "top_probabilities", "votes_text",
 ]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-from types import SimpleNamespace
 
 import numpy as np
 import plotly.express as px
@@ -14,24 +12,18 @@ import streamlit as st
 from core.agreement import (
     KAPPA_RETRAIN_THRESHOLD,
     REWORK_THRESHOLD,
-    agreement_summary,
-    annotator_report,
-    disputed_samples,
-    kappa_matrix,
-    label_distribution,
-    majority_vote,
     pair_confusion,
-    pairwise_cohen_kappa,
-    per_label_agreement,
-    percent_agreement_by_group,
-    ratings_matrix,
 )
+from core.analyses import agreement as analysis
+from core.queue import queue_disputed
+from core.roles import Action
 from core.vocab import AGREEMENT_GOOD as BAND_GOOD
 from core.vocab import AGREEMENT_RETRAIN as BAND_RETRAIN
-from ui.errors import show_store_error
-from ui.format import band_color
+from ui.cache import data_key
+from ui.errors import shown_errors
+from ui.format import band_color, safe_filename
 from ui.session import (
-    can_write,
+    can,
     current_user,
     get_store,
     refresh_after_write,
@@ -39,8 +31,8 @@ from ui.session import (
 )
 
 N_BOOT = 1000
+WIDE_INTERVAL = 0.2  # a 95% interval wider than this: too few samples to trust the band
 MAX_ROWS_SHOWN = 1000  # disputed samples drawn in the table; the CSV holds all of them
-QUEUE_REASON = "disagreement"
 CARDS = (
     ("percent_agreement", "Percent agreement", "Share of agreeing annotator pairs per sample, averaged over "
                                                "samples with two or more ratings."),
@@ -57,82 +49,29 @@ st.caption(
     f"({N_BOOT:,} resamples of the samples)."
 )
 dataset = require_dataset()
-
-
-# Cached values are pickled: plain namespaces (a class defined in a page script cannot be pickled).
-# Ratings: matrix (samples × annotators, labels or None), annotators, sample_ids, batches (one per sample).
-# Results: n_samples, n_pairable, annotators, summary, pairwise, kappa_grid, report, distribution,
-# per_label, per_batch, disputed (sample_id, text, why, top_share, adjudicated, priority, label_by_<annotator>…;
-# adjudicated is the label of the sample's latest review, null when it has none).
+data_id = data_key(dataset)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def load_filters(name: str) -> tuple[list[int], list[str]]:
-    store = get_store()
+def load_filters(data_id: tuple) -> tuple[list[int], list[str]]:
+    store, name = get_store(), data_id[1]
     return store.rounds(name), store.batches(name)
 
 
 @st.cache_data(ttl=300, show_spinner="Loading annotations…", max_entries=8)
-def load_ratings(name: str, batch: str | None, round_: int | None) -> SimpleNamespace:
-    annotations = get_store().annotations(name, batch=batch, round=round_)
-    matrix, annotators, sample_ids = ratings_matrix(annotations)
-    batch_of = (pl.DataFrame({"sample_id": sample_ids}, schema={"sample_id": pl.Utf8})
-                .join(annotations.select("sample_id", "batch").unique("sample_id"), on="sample_id", how="left",
-                      maintain_order="left"))
-    return SimpleNamespace(matrix=matrix, annotators=annotators, sample_ids=sample_ids,
-                           batches=batch_of["batch"].to_list())
+def load_ratings(data_id: tuple, batch: str | None, round_: int | None) -> analysis.Ratings:
+    return analysis.load_ratings(get_store(), data_id[1], batch, round_)
 
 
 @st.cache_data(ttl=300, show_spinner="Computing agreement…", max_entries=8)
-def compute(name: str, batch: str | None, round_: int | None) -> SimpleNamespace:
-    ratings = load_ratings(name, batch, round_)
-    matrix, annotators = ratings.matrix, ratings.annotators
-    pairwise = pairwise_cohen_kappa(matrix, annotators)
-    report = annotator_report(matrix, annotators)
-    distribution = label_distribution(matrix, annotators)
-
-    mask = disputed_samples(matrix)
-    _, tie, support = majority_vote(matrix)
-    ids = [s for s, keep in zip(ratings.sample_ids, mask) if keep]
-    disputed = pl.DataFrame({
-        "sample_id": ids,
-        "why": np.where(tie[mask], "tie", "no majority").tolist(),
-        "top_share": support[mask],
-        "priority": 1.0 - support[mask],  # the more split the votes, the sooner it is adjudicated
-    }, schema={"sample_id": pl.Utf8, "why": pl.Utf8, "top_share": pl.Float64, "priority": pl.Float64})
-    disputed = disputed.with_columns(
-        [pl.Series(f"label_by_{a}", matrix[mask, j].tolist(), dtype=pl.Utf8) for j, a in enumerate(annotators)])
-    if disputed.height:
-        samples = get_store().samples(name, batch=batch, round=round_).select(
-            "sample_id",
-            pl.coalesce(pl.col("text"), pl.concat_str("instruction", "input", separator=" ",
-                                                      ignore_nulls=True)).alias("text"))
-        disputed = disputed.join(samples, on="sample_id", how="left", maintain_order="left")
-    else:
-        disputed = disputed.with_columns(pl.lit(None, dtype=pl.Utf8).alias("text"))
-    reviewed = get_store().latest_reviews(name).select("sample_id", pl.col("new_label").alias("adjudicated"))
-    disputed = (disputed.join(reviewed, on="sample_id", how="left", maintain_order="left")
-                .select("sample_id", "text", "why", "top_share", "adjudicated", pl.exclude(
-                    "sample_id", "text", "why", "top_share", "adjudicated")))
-    per_batch = percent_agreement_by_group(matrix, ratings.batches, threshold=REWORK_THRESHOLD)
-    return SimpleNamespace(
-        n_samples=len(ratings.sample_ids),
-        n_pairable=int(per_batch["n_compared"].sum()),
-        annotators=annotators,
-        summary=agreement_summary(matrix, n_boot=N_BOOT, seed=0),
-        pairwise=pairwise,
-        kappa_grid=kappa_matrix(pairwise, annotators),
-        report=report,
-        distribution=distribution,
-        per_label=per_label_agreement(matrix),
-        per_batch=per_batch,
-        disputed=disputed,
-    )
+def compute(data_id: tuple, batch: str | None, round_: int | None) -> analysis.AgreementView:
+    return analysis.agreement_view(get_store(), data_id[1], batch, round_, n_boot=N_BOOT,
+                                   ratings=load_ratings(data_id, batch, round_))
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=32)
-def confusion(name: str, batch: str | None, round_: int | None, a: str, b: str) -> tuple[list, np.ndarray]:
-    ratings = load_ratings(name, batch, round_)
+def confusion(data_id: tuple, batch: str | None, round_: int | None, a: str, b: str) -> tuple[list, np.ndarray]:
+    ratings = load_ratings(data_id, batch, round_)
     return pair_confusion(ratings.matrix, ratings.annotators.index(a), ratings.annotators.index(b))
 
 
@@ -155,15 +94,12 @@ def _heatmap(z: np.ndarray, x: list, y: list, zmin: float, zmax: float, scale: s
 
 
 # -- filters ------------------------------------------------------------------------------------
-try:
-    rounds, batches = load_filters(dataset)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    rounds, batches = load_filters(data_id)
 
-for key, options in (("agreement_round", rounds), ("agreement_batch", batches)):
-    if st.session_state.get(key) is not None and st.session_state[key] not in options:
-        st.session_state.pop(key)  # a value of another dataset
+for widget, options in (("agreement_round", rounds), ("agreement_batch", batches)):
+    if st.session_state.get(widget) is not None and st.session_state[widget] not in options:
+        st.session_state.pop(widget)  # a value of another dataset
 left, right = st.columns(2)
 round_ = left.selectbox("Round", [None, *rounds], key="agreement_round",
                         format_func=lambda r: "All rounds" if r is None else f"Round {r}",
@@ -171,11 +107,8 @@ round_ = left.selectbox("Round", [None, *rounds], key="agreement_round",
 batch = right.selectbox("Batch", [None, *batches], key="agreement_batch",
                         format_func=lambda b: "All batches" if b is None else b)
 
-try:
-    ratings = load_ratings(dataset, batch, round_)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    ratings = load_ratings(data_id, batch, round_)
 
 where = " · ".join(p for p in (f"round {round_}" if round_ is not None else "",
                                f"batch {batch}" if batch is not None else "") if p) or "all rounds and batches"
@@ -189,11 +122,8 @@ if len(ratings.annotators) < 2:
             "on the **Import** page.")
     st.stop()
 
-try:
-    res = compute(dataset, batch, round_)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    res = compute(data_id, batch, round_)
 
 st.caption(f"**{dataset}** · {where} · {res.n_samples:,} samples ({res.n_pairable:,} with two or more ratings) · "
            f"{len(res.annotators)} annotators")
@@ -201,6 +131,7 @@ st.caption(f"**{dataset}** · {where} · {res.n_samples:,} samples ({res.n_paira
 # -- metric cards -------------------------------------------------------------------------------
 summary = {row["metric"]: row for row in res.summary.iter_rows(named=True)}
 cards = st.columns(len(CARDS))
+wide = []
 for col, (metric, label, help_text) in zip(cards, CARDS):
     row = summary[metric]
     value = row["value"]
@@ -210,8 +141,24 @@ for col, (metric, label, help_text) in zip(cards, CARDS):
             st.caption(f"Undefined: {row['reason']}.")
         else:
             interval = f"95% CI {_fmt(row['low'])} – {_fmt(row['high'])}"
-            st.metric(label, _fmt(value), delta=f"{_band(value)} · {interval}", delta_color=band_color(value),
+            uncertain = not math.isnan(row["high"]) and row["high"] - row["low"] > WIDE_INTERVAL
+            if uncertain:
+                wide.append(f"{label} {_fmt(row['low'])}–{_fmt(row['high'])}")
+            band = f"{_band(value)}?" if uncertain else _band(value)
+            st.metric(label, _fmt(value), delta=f"{band} · {interval}",
+                      delta_color="gray" if uncertain else band_color(value),
                       delta_arrow="off", help=help_text, border=True)
+if wide:
+    st.warning(f"Few samples ({res.n_pairable:,} with two or more ratings): the 95% intervals are wider than "
+               f"{WIDE_INTERVAL:g} ({'; '.join(wide)}), so the band may be wrong either way. Label more "
+               "samples twice before judging the annotators.", icon=":material/warning:")
+st.caption(
+    f"Two rules, two questions. The **kappa/alpha bands** (≥ {BAND_GOOD} good, {BAND_RETRAIN}–{BAND_GOOD} fair, "
+    f"< {BAND_RETRAIN} retrain) judge agreement *beyond chance* over the whole selection. The **batch rework "
+    f"flag** is the guideline's rule for double-annotated batches: raw percent agreement below "
+    f"{REWORK_THRESHOLD:.0%}. With a few dominant labels, chance agreement is high, so a batch can need rework "
+    "at 85% raw agreement while kappa is still fair — both are shown because the guideline asks for both."
+)
 
 # -- pairwise kappa -----------------------------------------------------------------------------
 st.subheader("Pairwise Cohen's kappa")
@@ -280,11 +227,8 @@ with right:
     ca, cb = st.columns(2)
     a = ca.selectbox("Annotator A (rows)", res.annotators, key="agreement_pair_a")
     b = cb.selectbox("Annotator B (columns)", res.annotators, key="agreement_pair_b")
-    try:
-        axis, table_ab = confusion(dataset, batch, round_, a, b)
-    except Exception as exc:
-        show_store_error(exc)
-    else:
+    with shown_errors():
+        axis, table_ab = confusion(data_id, batch, round_, a, b)
         fig = _heatmap(table_ab, axis, axis, 0, max(1, int(table_ab.max(initial=0))), "Blues", "d", "samples")
         fig.update_layout(xaxis_title=f"{b}", yaxis_title=f"{a}")
         fig.update_traces(hovertemplate=f"{a}: %{{y}}<br>{b}: %{{x}}<br>%{{z}} samples<extra></extra>")
@@ -343,7 +287,7 @@ else:
     def _csv() -> bytes:
         return disputed.drop("priority").write_csv().encode("utf-8")
 
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"disputed_{dataset}_{where}")
+    stem = safe_filename("disputed", dataset, where)
     st.download_button(f"Download the {disputed.height:,} disputed samples (CSV)", _csv, file_name=f"{stem}.csv",
                        mime="text/csv", icon=":material/download:", key="agreement_csv")
 
@@ -352,21 +296,15 @@ else:
     if pending.height < disputed.height:
         st.caption(f"{disputed.height - pending.height:,} of the {disputed.height:,} disputed samples are already "
                    "adjudicated (reviewed) and are not queued again.")
-    if not can_write():
+    if not can(Action.QUEUE_RULES):
         st.caption("Your role cannot queue samples for adjudication.")
     elif pending.height == 0:
         st.info("Every disputed sample of this selection is already adjudicated.")
     elif st.button(f"Queue {pending.height:,} disputed samples for adjudication", type="primary",
                    icon=":material/playlist_add:", key="agreement_queue"):
-        try:
-            added = get_store().enqueue(
-                dataset, pending["sample_id"].to_list(), QUEUE_REASON, current_user(),
-                priority=pending["priority"].to_list(),
-                detail={"source": "agreement page", "round": round_, "batch": batch, "disputed": pending.height},
-            )
-        except Exception as exc:
-            show_store_error(exc)
-        else:
+        with shown_errors():
+            added, _ = queue_disputed(get_store(), dataset, disputed, current_user(),
+                                      detail={"round": round_, "batch": batch})
             refresh_after_write()
             already = pending.height - added
             st.success(f"Queued {added:,} disputed samples for adjudication on the Review page"

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.export import EXPORT_FORMATS, export_gold, gold_frame
 from core.queue import day_bounds
-from ui.errors import show_store_error
+from ui.errors import show_store_error, shown_errors
 from ui.session import current_dataset, get_store
 
 ALL = "(all)"
@@ -65,11 +65,8 @@ tab_log, tab_sample, tab_export = st.tabs(["Audit log", "Sample history", "Gold 
 
 # ---------------------------------------------------------------------------------- the log
 with tab_log:
-    try:
+    with shown_errors(stop=True):
         facets = load_facets(store.path)
-    except Exception as exc:
-        show_store_error(exc)
-        st.stop()
     datasets = sorted({d for d in facets["dataset"].to_list() if d is not None})
     actors = sorted(set(facets["actor"].to_list()))
     actions = sorted(set(facets["action"].to_list()))
@@ -82,13 +79,10 @@ with tab_log:
     today = date.today()
     start = c[3].date_input("From", value=today - timedelta(days=30), key="audit_from")
     end = c[4].date_input("To", value=today, key="audit_to")
-    try:
+    with shown_errors(stop=True):
         since, until = day_bounds(start, end)
         log = load_log(store.path, None if pick_ds == ALL else pick_ds, None if pick_actor == ALL else pick_actor,
                        None if pick_action == ALL else pick_action, since, until)
-    except Exception as exc:
-        show_store_error(exc)
-        st.stop()
     note = f" (the newest {LOG_LIMIT:,}; narrow the filters to see older rows)" if log.height >= LOG_LIMIT else ""
     st.caption(f"{log.height:,} rows{note}. Times are UTC.")
     if log.height:
@@ -106,7 +100,7 @@ with tab_log:
 # ------------------------------------------------------------------------- one sample's history
 with tab_sample:
     if not dataset:
-        st.info("Choose a dataset in the sidebar to look up a sample.")
+        st.info("No dataset yet: import one on the **Import** page, then look up its samples here.")
     else:
         try:
             reviewed = load_reviewed(store.path, dataset)
@@ -121,11 +115,8 @@ with tab_sample:
         if not sample_id:
             st.caption("Pick or type a sample id to see its reviews and audit rows.")
         else:
-            try:
+            with shown_errors(stop=True):
                 sample, reviews, rows = load_sample_history(store.path, dataset, sample_id)
-            except Exception as exc:
-                show_store_error(exc)
-                st.stop()
             if sample is None and not rows.height:
                 st.warning("No such sample in this dataset.")
             else:
@@ -143,17 +134,14 @@ with tab_sample:
 # ---------------------------------------------------------------------------------- export
 with tab_export:
     if not dataset:
-        st.info("Choose a dataset in the sidebar to export its gold labels.")
+        st.info("No dataset yet: import one on the **Import** page, then export its gold labels here.")
     else:
         c = st.columns(3)
         fmt = c[0].radio("Format", EXPORT_FORMATS, format_func=FORMAT_NAMES.get, key="export_format")
         mask = c[1].checkbox("Mask personal data (e-mails, phones, ID and card numbers)", key="export_mask")
         include_excluded = c[2].checkbox("Include samples marked excluded", key="export_excluded")
-        try:
+        with shown_errors(stop=True):
             gold = load_gold(store.path, dataset, include_excluded)
-        except Exception as exc:
-            show_store_error(exc)
-            st.stop()
         by_source = gold.group_by("label_source").len().sort("label_source")
         counts = dict(zip(by_source["label_source"].to_list(), by_source["len"].to_list()))
         m = st.columns(3)
@@ -168,11 +156,8 @@ with tab_export:
                          hide_index=True, width="stretch")
             key = (dataset, fmt, mask, include_excluded)
             if st.button("Prepare the file", key="export_prepare", type="primary"):
-                try:
+                with shown_errors():
                     data, n = export_bytes(dataset, fmt, mask, include_excluded)
-                except Exception as exc:
-                    show_store_error(exc)
-                else:
                     st.session_state["export_file"] = {"key": key, "data": data, "rows": n}
             prepared = st.session_state.get("export_file")
             if prepared is not None and prepared["key"] == key:

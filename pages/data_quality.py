@@ -28,10 +28,12 @@ from core.quality_report import (
     run_report,
     send_to_review,
 )
+from core.roles import Action
 from core.vocab import reason_name
-from ui.errors import show_store_error
+from ui.cache import data_key
+from ui.errors import show_store_error, shown_errors
 from ui.session import (
-    can_write,
+    can,
     current_user,
     get_store,
     refresh_after_write,
@@ -48,12 +50,14 @@ st.title("Data quality")
 st.caption("What is wrong with the samples before they go to annotators or into training. Select rows in a table "
            "(or pick ids) to send them to the review queue or exclude them from export.")
 dataset = require_dataset()
-writer = can_write()
+may_send, may_exclude = can(Action.QUEUE_RULES), can(Action.EXCLUDE)  # a lead's (core.roles.ALLOWED)
+writer = may_send or may_exclude
 store = get_store()
 
 
 @st.cache_data(ttl=300, show_spinner="Running the quality checks…", max_entries=8)
-def load_report(name: str, include_excluded: bool, threshold: float):
+def load_report(key: tuple, include_excluded: bool, threshold: float):
+    name = key[1]
     return run_report(get_store(), name, include_excluded=include_excluded, threshold=threshold)
 
 
@@ -90,7 +94,8 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
             suggest: list[str] | None = None, suggest_label: str = "") -> None:
     """Queue / exclude the selected samples of one check."""
     if not writer:
-        st.caption("Your role is read-only: sending to the queue and excluding are hidden.")
+        st.caption("Your role is read-only here: sending to the review queue and excluding from export "
+                   "are for team leads.")
         return
     options = list(dict.fromkeys(frame["sample_id"].to_list()))
     pick_key = f"dq_pick_{check}"
@@ -109,8 +114,10 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     reasons = list(dict.fromkeys([check_registry.CHECKS[check].queue_reason, "manual"]))
     reason = c1.selectbox("Queue reason", reasons, format_func=reason_name, key=f"dq_reason_{check}")
-    send = c2.button("Send to review queue", key=f"dq_send_{check}", disabled=not chosen, width="stretch")
-    drop = c3.button("Exclude from export", key=f"dq_exclude_{check}", disabled=not chosen, width="stretch")
+    send = c2.button("Send to review queue", key=f"dq_send_{check}", disabled=not (chosen and may_send),
+                     width="stretch")
+    drop = c3.button("Exclude from export", key=f"dq_exclude_{check}", disabled=not (chosen and may_exclude),
+                     width="stretch")
     if not (send or drop):
         return
     try:
@@ -146,11 +153,8 @@ if right.button("Refresh", help="Run the checks again (e.g. after a command-line
     st.cache_data.clear()
     st.rerun()
 
-try:
-    report = load_report(dataset, include_excluded, float(threshold))
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    report = load_report(data_key(dataset), include_excluded, float(threshold))
 
 if report.n_samples == 0:
     st.info(f"**{dataset}** has no samples to check" + ("" if include_excluded else " (excluded samples are skipped)")

@@ -23,7 +23,8 @@ from core.drift_features import (
     selection_options,
     side_values,
 )
-from ui.errors import show_store_error
+from ui.cache import data_key
+from ui.errors import show_store_error, shown_errors
 from ui.session import get_store, require_dataset
 
 STATUS_COLORS = {"stable": "#d7f0d7", "moderate": "#ffe7b3", "significant": "#f7c6c5"}
@@ -39,7 +40,8 @@ dataset = require_dataset()
 
 
 @st.cache_data(ttl=60, show_spinner="Loading the selection…", max_entries=32)
-def load_side(name: str, kind: str, value: str | int) -> SideData:
+def load_side(key: tuple, kind: str, value: str | int) -> SideData:
+    name = key[1]
     store = get_store()
     args = Selection(kind, value).store_args()
     return SideData(store.samples(name, **args), store.annotations(name, **args),
@@ -47,30 +49,28 @@ def load_side(name: str, kind: str, value: str | int) -> SideData:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def load_choices(name: str) -> tuple[list[str], list[int]]:
+def load_choices(key: tuple) -> tuple[list[str], list[int]]:
     """Batches in time order (by earliest round; the round sides are reused by the trend chart) and rounds."""
+    name = key[1]
     store = get_store()
     batches, rounds = store.batches(name), store.rounds(name)
-    placed = [load_side(name, "round", r).samples.select("batch", "round") for r in rounds]
+    placed = [load_side(key, "round", r).samples.select("batch", "round") for r in rounds]
     return order_batches(batches, pl.concat(placed) if placed else None), rounds
 
 
 @st.cache_data(ttl=60, show_spinner="Comparing the two selections…", max_entries=16)
-def compare(name: str, ref: tuple, cur: tuple, bins: int) -> Comparison:
-    return compare_sides(load_side(name, *ref), load_side(name, *cur), bins=bins)
+def compare(key: tuple, ref: tuple, cur: tuple, bins: int) -> Comparison:
+    return compare_sides(load_side(key, *ref), load_side(key, *cur), bins=bins)
 
 
 @st.cache_data(ttl=60, show_spinner="Comparing every round with the reference…", max_entries=16)
-def across_rounds(name: str, ref: tuple, rounds: tuple[int, ...], bins: int) -> pl.DataFrame:
-    others = {f"round {r}": load_side(name, "round", r) for r in rounds}
-    return psi_across(load_side(name, *ref), others, bins=bins)
+def across_rounds(key: tuple, ref: tuple, rounds: tuple[int, ...], bins: int) -> pl.DataFrame:
+    others = {f"round {r}": load_side(key, "round", r) for r in rounds}
+    return psi_across(load_side(key, *ref), others, bins=bins)
 
 
-try:
-    batches, rounds = load_choices(dataset)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    batches, rounds = load_choices(data_key(dataset))
 
 pair = default_pair(batches, rounds)
 if pair is None:
@@ -99,11 +99,8 @@ if ref_sel == cur_sel:
     st.stop()
 
 ref_key, cur_key = (ref_sel.kind, ref_sel.value), (cur_sel.kind, cur_sel.value)
-try:
-    ref_side, cur_side = load_side(dataset, *ref_key), load_side(dataset, *cur_key)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    ref_side, cur_side = load_side(data_key(dataset), *ref_key), load_side(data_key(dataset), *cur_key)
 empty = [(role, sel) for role, sel, side in (("reference", ref_sel, ref_side), ("current", cur_sel, cur_side))
          if side.n_samples == 0]
 if empty:
@@ -112,11 +109,8 @@ if empty:
         for role, sel in empty) + " Pick a batch or round with samples.")
     st.stop()
 
-try:
-    result = compare(dataset, ref_key, cur_key, bins)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    result = compare(data_key(dataset), ref_key, cur_key, bins)
 report = result.report
 names = (ref_label, cur_label)
 
@@ -219,7 +213,7 @@ if len(rounds) < 2:
     st.caption("This dataset has a single round: nothing to chart across rounds.")
 else:
     try:
-        trend = across_rounds(dataset, ref_key, tuple(rounds), bins)
+        trend = across_rounds(data_key(dataset), ref_key, tuple(rounds), bins)
     except Exception as exc:
         show_store_error(exc)
         trend = None
@@ -282,16 +276,14 @@ emb_results = st.session_state.setdefault("drift_embedding", {})
 if st.button("Compute embedding drift", key="drift_embed", icon=":material/scatter_plot:"):
     bar = st.progress(0.0, text="Loading the embedding model…")
     try:
-        from core.embeddings import embed
+        with shown_errors():
+            from core.embeddings import embed
 
-        total = len(ref_texts) + len(cur_texts)
-        vectors = embed(ref_texts + cur_texts, store=get_store(),
-                        progress=lambda done, n: bar.progress(min(done / max(n, 1), 1.0),
-                                                              text=f"Embedding {done:,} / {n:,} texts"))
-        bar.progress(1.0, text="Fitting the domain classifier…")
-        emb_results[emb_key] = embedding_drift(vectors[: len(ref_texts)], vectors[len(ref_texts):])
-    except Exception as exc:
-        show_store_error(exc)
+            vectors = embed(ref_texts + cur_texts, store=get_store(),
+                            progress=lambda done, n: bar.progress(min(done / max(n, 1), 1.0),
+                                                                  text=f"Embedding {done:,} / {n:,} texts"))
+            bar.progress(1.0, text="Fitting the domain classifier…")
+            emb_results[emb_key] = embedding_drift(vectors[: len(ref_texts)], vectors[len(ref_texts):])
     finally:
         bar.empty()
 emb = emb_results.get(emb_key)

@@ -1,32 +1,28 @@
 """Iterations: model quality per labeling round against labeled volume, lagging classes, stop signal."""
 
-import html
 import re
-from datetime import datetime, timezone
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from core.analyses.iterations import iterations_view
 from core.metrics import (
     METRIC_NAMES,
     combine_imported,
     confusion_shares,
     empty_imported,
-    gold_labels,
-    iteration_table,
-    labeled_volume,
     merge_imported_rounds,
     parse_imported_csv,
-    per_class_f1_matrix,
     plateau,
-    progress_curve,
-    round_metrics,
-    volume_bars,
 )
+from core.roles import Action
+from ui.cache import data_key
 from ui.errors import show_store_error
+from ui.format import safe_filename
+from ui.report import report_html
 from ui.session import (
-    can_write,
+    can,
     current_user,
     get_store,
     refresh_after_write,
@@ -53,48 +49,15 @@ dataset = require_dataset()
 
 
 @st.cache_data(ttl=3600, max_entries=8, show_spinner="Scoring every round against the gold labels…")
-def load_iterations(name: str, version: int, db_path: str) -> dict:
-    """Everything the page shows for dataset ``name`` of the store at ``db_path``.
-
-    ``version`` (the dataset's latest audit id) is part of the cache key only: any write changes it.
-    """
-    store = get_store()
-    predictions = store.prediction_labels(name)
-    gold = gold_labels(store.annotations(name).select("sample_id", "annotator", "label"), store.latest_reviews(name))
-    computed, per_round = round_metrics(predictions, gold)
-    volume = labeled_volume(store.samples(name).select("sample_id", "round"), gold)
-    imported = store.imported_round_metrics(name)
-    table = iteration_table(computed, volume, imported)
-    return {
-        "n_predictions": predictions.height,
-        "prediction_rounds": sorted(predictions["round"].unique().to_list()),
-        "n_gold": gold.height,
-        "n_review_gold": int((gold["source"] == "review").sum()),
-        "computed": computed,
-        "per_round": per_round,
-        "f1_matrix": per_class_f1_matrix(per_round),
-        "volume": volume,
-        "imported": imported,
-        "table": table,
-        "curve": progress_curve(table),
-        "bars": volume_bars(volume, table),
-    }
-
-
-def store_version(name: str) -> int:
-    """The latest audit id of the dataset: every write is audited, so it changes with the data."""
-    log = get_store().audit_log(dataset=name, limit=1)
-    return int(log["audit_id"][0]) if log.height else 0
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "dataset"
+def load_iterations(key: tuple) -> dict:
+    """Everything the page shows; ``key`` is :func:`ui.cache.data_key` (any write changes it)."""
+    return iterations_view(get_store(), key[1])
 
 
 def import_section(computed: pl.DataFrame, imported: pl.DataFrame) -> None:
     """The uploader/form for an evaluation table computed elsewhere, and the imported rounds."""
     message = st.session_state.pop("iter_import_message", None)
-    writable = can_write()
+    writable = can(Action.EVALUATION)
     with st.expander("Import rounds evaluated elsewhere", icon=":material/upload_file:",
                      expanded=message is not None):
         if message:
@@ -107,8 +70,8 @@ def import_section(computed: pl.DataFrame, imported: pl.DataFrame) -> None:
         if writable:
             import_form(computed, imported)
         else:
-            st.caption("Importing or removing evaluation tables needs a role that may change data (lead or "
-                       "reviewer); the imported rounds are shown here read-only.")
+            st.caption("Importing or removing evaluation tables needs a role that may change data and import "
+                       "evaluations (team leads); the imported rounds are shown here read-only.")
         if imported.height:
             st.markdown(f"**Imported values** ({imported.height} in {imported['round'].n_unique()} round(s))")
             st.dataframe(imported, width="stretch", hide_index=True)
@@ -249,43 +212,9 @@ def confusion_figure(metrics: dict, shares: bool) -> go.Figure:
     return tidy(fig)
 
 
-def report_html(name: str, cards: list[tuple[str, str, str]], figures: list[tuple[str, go.Figure]],
-                table: pl.DataFrame, notes: list[str]) -> str:
-    """One standalone HTML file: headline, charts (plotly.js inline once, so it opens offline), table."""
-    esc = html.escape
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>Iterations · {esc(name)}</title>",
-        "<style>body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1200px;"
-        "color:#1d2433;padding:0 16px}.cards{display:flex;gap:16px;flex-wrap:wrap}.card{border:1px solid #d8dde6;"
-        "border-radius:8px;padding:10px 16px;min-width:180px}.card .v{font-size:1.6em;font-weight:600}"
-        ".card .d{color:#555}table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #d8dde6;"
-        "padding:4px 8px;text-align:right}th{background:#f3f5f9}.note{color:#555}</style></head><body>",
-        f"<h1>Iterations · {esc(name)}</h1><p class=\"note\">Generated {esc(stamp)} by the annotation quality "
-        "dashboard.</p><div class=\"cards\">",
-    ]
-    for label, value, delta in cards:
-        parts.append(f"<div class=\"card\"><div>{esc(label)}</div><div class=\"v\">{esc(value)}</div>"
-                     f"<div class=\"d\">{esc(delta)}</div></div>")
-    parts.append("</div>")
-    parts.extend(f"<p class=\"note\">{esc(n)}</p>" for n in notes)
-    for i, (title, fig) in enumerate(figures):
-        parts.append(f"<h2>{esc(title)}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
-    parts.append("<h2>Rounds</h2><table><thead><tr>")
-    parts.extend(f"<th>{esc(c)}</th>" for c in table.columns)
-    parts.append("</tr></thead><tbody>")
-    for row in table.iter_rows():
-        cells = ("—" if v is None else f"{v:.4f}" if isinstance(v, float) else f"{v}" for v in row)
-        parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    parts.append("</tbody></table></body></html>\n")
-    return "".join(parts)
-
-
 # -- data -----------------------------------------------------------------------------------------
 try:
-    data = load_iterations(dataset, store_version(dataset), get_store().path)
+    data = load_iterations(data_key(dataset))
 except Exception as exc:
     show_store_error(exc)
     try:
@@ -445,7 +374,7 @@ st.dataframe(table, width="stretch", hide_index=True, column_config={
                                             format="localized"),
     "macro_f1_change": st.column_config.NumberColumn("macro-F1 change", format="%+.3f"),
 })
-base = f"iterations_{safe_name(dataset)}"
+base = safe_filename("iterations", dataset, default="dataset")
 notes = [plateau_note]
 if why:
     notes.append(re.sub(r"\*\*|`", "", why))
@@ -453,7 +382,7 @@ d1, d2, _ = st.columns(3)
 d1.download_button("Download the table (CSV)", table.write_csv(), file_name=f"{base}.csv", mime="text/csv",
                    icon=":material/download:", on_click="ignore", key="iter_csv", width="stretch")
 d2.download_button("Download the charts (HTML report)",
-                   lambda: report_html(dataset, cards, figures, table, notes),
+                   lambda: report_html(f"Iterations · {dataset}", cards, figures, table, notes),
                    file_name=f"{base}.html", mime="text/html", icon=":material/download:", on_click="ignore",
                    key="iter_html", width="stretch",
                    help="One standalone file (plotly.js included) that opens without the app.")

@@ -3,7 +3,8 @@
 import plotly.express as px
 import streamlit as st
 
-from ui.errors import show_store_error
+from ui.cache import data_key
+from ui.errors import shown_errors
 from ui.session import get_store, require_dataset
 
 st.title("Overview")
@@ -11,18 +12,16 @@ dataset = require_dataset()
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def load_overview(name: str):
+def load_overview(key: tuple):
+    name = key[1]
     store = get_store()
     info = store.get_dataset(name)
     return (info.labels, store.overview_counts(name), store.label_counts(name),
             store.samples_per_batch(name), store.audit_log(dataset=name, limit=20), store.imports(name))
 
 
-try:
-    labels, counts, label_counts, per_batch, activity, imports = load_overview(dataset)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    labels, counts, label_counts, per_batch, activity, imports = load_overview(data_key(dataset))
 
 st.caption(f"Dataset **{dataset}** · {len(labels)} labels: {', '.join(labels)}")
 cols = st.columns(5)

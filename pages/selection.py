@@ -10,9 +10,17 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from core import active_learning as al
+from core.roles import Action
 from core.selection import adaptive_pool_factor
-from ui.errors import show_store_error
-from ui.session import can_write, current_user, get_store, refresh_after_write, require_dataset
+from ui.cache import data_key
+from ui.errors import shown_errors
+from ui.session import (
+    can,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+)
 
 MAX_MAP_POINTS = 5000
 POOL_NAMES = {"unlabeled": "Unlabeled (no gold label)", "all": "All samples", "batch": "One batch",
@@ -21,7 +29,7 @@ METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "ent
 
 st.title("Active learning")
 dataset = require_dataset()
-writer = can_write()
+writer = can(Action.QUEUE_RULES)  # queueing the picks is a lead's (core.roles.ALLOWED)
 
 
 def remember(key: str, default, options=None):
@@ -39,12 +47,14 @@ def keep(*keys: str) -> None:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def load_options(name: str) -> dict:
+def load_options(key: tuple) -> dict:
+    name = key[1]
     return al.pool_options(get_store(), name)
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the pool…")
-def load_pool(name: str, kind: str, batch, round_, pred_round, excl_reviewed: bool, excl_queued: bool):
+def load_pool(key: tuple, kind: str, batch, round_, pred_round, excl_reviewed: bool, excl_queued: bool):
+    name = key[1]
     pool = al.build_pool(get_store(), name, kind=kind, batch=batch, round=round_, pred_round=pred_round,
                          exclude_reviewed=excl_reviewed, exclude_queued=excl_queued)
     from core.embeddings import describe_choice
@@ -61,11 +71,8 @@ def project(result_id: str, method: str, _vectors):
     return al.project_2d(_vectors, method)
 
 
-try:
-    opts = load_options(dataset)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    opts = load_options(data_key(dataset))
 has_predictions = bool(opts["pred_rounds"])
 
 # -- settings ------------------------------------------------------------------------------------
@@ -138,11 +145,8 @@ with right:
 keep("sel_pool", "sel_batch", "sel_round", "sel_excl_reviewed", "sel_excl_queued", "sel_strategy", "sel_method",
      "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_k", "sel_pred_round")
 
-try:
-    pool, choice = load_pool(dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued)
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
+with shown_errors(stop=True):
+    pool, choice = load_pool(data_key(dataset), kind, batch, round_, pred_round, excl_reviewed, excl_queued)
 
 # -- pool summary and empty states -----------------------------------------------------------------
 needs_probs = strategy in al.NEEDS_PROBS
@@ -189,7 +193,7 @@ params = (dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued, 
           round_index, n_rounds, k, map_embed)
 if st.button("Select", type="primary", key="sel_run", disabled=blocked is not None, icon=":material/target:"):
     vectors = None
-    try:
+    with shown_errors():
         if needs_emb or map_embed:
             bar = st.progress(0.0, text="Loading the embedding model…")
             try:
@@ -211,8 +215,6 @@ if st.button("Select", type="primary", key="sel_run", disabled=blocked is not No
             "map_space": "text embeddings" if vectors is not None else "predicted probabilities",
             "strategy": strategy, "k": k, "choice": choice if vectors is not None else None,
         }
-    except Exception as exc:
-        show_store_error(exc)
 
 result = st.session_state.get("sel_result")
 if not result or result["params"][0] != dataset:
@@ -234,7 +236,7 @@ c1, c2, c3 = st.columns([2, 1, 1])
 stem = f"{dataset}_{result['strategy']}_k{result['k']}".replace("/", "_").replace(" ", "_")
 if writer:
     if c1.button(f"Queue the {picks.height:,} picks for review", key="sel_queue", icon=":material/playlist_add:"):
-        try:
+        with shown_errors():
             added = al.queue_picks(get_store(), dataset, picks, current_user(),
                                    detail={"strategy": result["strategy"], "k": result["k"],
                                            "pool": result["params"][1]})
@@ -242,8 +244,6 @@ if writer:
             skipped = picks.height - added
             st.success(f"Queued {added:,} samples for review (reason `{al.QUEUE_REASON}`)"
                        + (f"; {skipped:,} were already in the queue." if skipped else "."))
-        except Exception as exc:
-            show_store_error(exc)
 c2.download_button("Download CSV", al.picks_csv(picks, result["strategy"]), file_name=f"{stem}.csv",
                    mime="text/csv", key="sel_dl_csv", icon=":material/download:")
 c3.download_button("Download JSONL", al.picks_jsonl(picks, result["strategy"]), file_name=f"{stem}.jsonl",
@@ -255,12 +255,9 @@ remember("sel_projection", "pca", ["pca", "tsne"])
 method_2d = st.radio("Projection", ["pca", "tsne"], format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
                      horizontal=True, key="sel_projection")
 keep("sel_projection")
-try:
+with shown_errors(stop=True):
     xy = project(result["id"], method_2d, result["map_vectors"])
     frame = al.map_frame(result["pool"], picks, xy, result["rows"]).to_pandas()
-except Exception as exc:
-    show_store_error(exc)
-    st.stop()
 labels = sorted(frame["predicted"].unique())
 colors = {lab: qualitative.Plotly[i % len(qualitative.Plotly)] for i, lab in enumerate(labels)}
 colors["(no prediction)"] = "#9e9e9e"

@@ -14,8 +14,9 @@ Dataset ``textonly``: a ``text`` field only, no labels, no predictions.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from factories import write_jsonl as _write
 
 LABELS = ["refund", "cancel_order"]
 PHONE = "13812345678"
@@ -64,11 +65,6 @@ def planted_rows() -> tuple[list[dict], list[dict]]:
         preds.append({"id": s["id"], "pred_round": 1, "model": "clf-r1",
                       "probs": {lab: (p if lab == s["true"] else round(1 - p, 6)) for lab in LABELS}})
     return rows, preds
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def build_planted_store(store, tmp_path: Path, predictions: bool = True, textonly: bool = False):

@@ -13,11 +13,12 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-
 from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
+from streamlit.proto.Metric_pb2 import Metric
+
 from core import agreement as ag
 from ui.format import band_color
-from streamlit.proto.Metric_pb2 import Metric
 
 _BAND_WORD = {"green": "good", "orange": "fair", "red": "retrain"}
 
@@ -35,11 +36,6 @@ def _fresh_cache():
     st.cache_data.clear()
     yield
     st.cache_data.clear()
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _rows():
@@ -208,10 +204,13 @@ def test_cards_heatmap_and_tables_show_core_values(app_env, tmp_path):
         card = cards[label]
         assert card.value == f"{value:.3f}"
         assert f"95% CI {low:.3f} – {high:.3f}" in card.proto.delta
-        # coloured by band: the card's colour is ui.format.band_color of the value
-        assert _color_name(card) == band_color(value)
-        assert _BAND_WORD[band_color(value)] in card.proto.delta
+        # coloured by band (ui.format.band_color of the value), unless the interval is too wide to
+        # trust the band: then gray, the band word marked "?" and a small-sample warning
+        wide = high - low > 0.2
+        assert _color_name(card) == ("gray" if wide else band_color(value))
+        assert _BAND_WORD[band_color(value)] + ("?" if wide else "") in card.proto.delta
     assert cards["Percent agreement"].proto.delta.startswith("retrain")  # 0.583 < 0.6
+    assert any("Few samples" in t for t in texts(at.warning))  # 16 samples: every interval is wide
 
     # pairwise kappa heatmap: annotators × annotators, diagonal 1, values of pairwise_cohen_kappa
     heat = _heatmaps(at)[0]["data"][0]
@@ -322,6 +321,7 @@ def test_read_only_role_sees_no_queue_button(app_env, tmp_path, monkeypatch):
     import ui.session
 
     monkeypatch.setattr(ui.session, "can_write", lambda: False, raising=False)
+    monkeypatch.setattr(ui.session, "can", lambda action: False)
     _store_with(app_env, tmp_path, _rows())
     at = run_page(PAGE)
     assert not at.exception

@@ -5,16 +5,11 @@ import json
 from datetime import date, timedelta
 
 import polars as pl
-
 from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
 
 PAGE = "pages/audit.py"
 LABELS = ["cancel", "refund", "other"]
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _fixture(app_env, tmp_path):

@@ -6,15 +6,10 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
 
 PAGE = "pages/drift.py"
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _fixture(app_env, tmp_path, n=12):

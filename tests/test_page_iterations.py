@@ -8,9 +8,10 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from apptest_helpers import run_page, texts
 from core.metrics import (
     ITERATION_COLUMNS,
     combine_imported,
@@ -126,11 +127,6 @@ def test_confusion_shares():
 
 
 # --------------------------------------------------------------------------- page fixtures
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _arr(v):
@@ -334,7 +330,6 @@ def test_imported_rounds_plateau_threshold_and_upload(app_env, tmp_path):
 
 def test_read_only_role_sees_imported_rounds_without_forms(app_env, tmp_path, monkeypatch):
     import ui.session
-
     from core.ingest import import_file
     from core.store import open_store
 

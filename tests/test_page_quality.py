@@ -6,7 +6,6 @@ import json
 
 import polars as pl
 import pytest
-
 from apptest_helpers import run_page, texts
 from quality_fixtures import PHONE, build_planted_store
 from test_quality_report import expected_counts
@@ -168,9 +167,10 @@ def test_demo_renders_and_finds_the_planted_problems(app_env):
 
 
 def test_label_errors_fall_back_to_embeddings_with_progress(app_env, tmp_path, monkeypatch):
+    from test_quality_report import _fake_encoder
+
     import core.embeddings
     from core.store import open_store
-    from test_quality_report import _fake_encoder
 
     store = build_planted_store(open_store(app_env), tmp_path, predictions=False)
     calls: list[int] = []

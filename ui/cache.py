@@ -7,12 +7,14 @@ keyed by it is never stale, and ``st.cache_data`` entries of other stores (tests
 
 from __future__ import annotations
 
+from ui.errors import shown_errors
 from ui.session import get_store
 
 
 def data_version(dataset: str) -> int:
-    """The dataset's latest audit id (0 before any write)."""
-    log = get_store().audit_log(dataset=dataset, limit=1)
+    """The dataset's latest audit id (0 before any write); a busy or broken store is shown and the run stops."""
+    with shown_errors(stop=True):
+        log = get_store().audit_log(dataset=dataset, limit=1)
     return int(log["audit_id"][0]) if log.height else 0
 
 

@@ -9,19 +9,23 @@ from typing import Iterator
 import streamlit as st
 
 from core.roles import PermissionDenied
-from core.store import StoreBusy, StoreError
 
 log = logging.getLogger("quality.ui")
 
-#: Errors whose message is written for the user (row numbers, names, what was expected).
-USER_ERRORS = (StoreError, ValueError, PermissionDenied, OSError)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is written for the user (row numbers, names, what was expected)."""
+    from core.store import StoreError  # on first use: the store loads DuckDB and polars
+
+    return (StoreError, ValueError, PermissionDenied, OSError)
 
 
 def show_error(exc: BaseException) -> None:
     """Show a store, permission or input error as a plain message (never a traceback)."""
+    from core.store import StoreBusy
+
     if isinstance(exc, StoreBusy):
         st.warning(str(exc))
-    elif isinstance(exc, USER_ERRORS):
+    elif isinstance(exc, user_errors()):
         st.error(str(exc))
     else:
         log.exception("unexpected error in a page", exc_info=exc)

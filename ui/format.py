@@ -8,7 +8,10 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-import polars as pl
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 from core.vocab import AGREEMENT_GOOD, AGREEMENT_RETRAIN
 
@@ -66,6 +69,8 @@ def cell(value: Any, digits: int = 3) -> str:
 def readable(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` ready for ``st.dataframe``: readable headers, timestamps cut to the second, no literal
     "None" (missing text stays empty, which the table draws as blank)."""
+    import polars as pl
+
     out = df.with_columns(
         [pl.col(c).dt.truncate("1s") for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
     )
