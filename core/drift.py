@@ -6,7 +6,8 @@ import math
 import numbers
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -372,6 +373,44 @@ def _categorical_side(s: pl.Series, feature: str, side: str) -> tuple[pl.DataFra
     return counts, s.len(), missing
 
 
+#: The drift tests of the report, one per feature kind: ``test(ref, cur, feature, bins) -> dict`` with
+#: psi, ks_statistic, ks_pvalue, status, flagged, ref_n, cur_n, ref_missing, cur_missing. A new kind
+#: of feature is a new function registered with :func:`drift_test` (Evidently's stattest idea).
+DRIFT_TESTS: dict[str, Callable[[pl.Series, pl.Series, str, int], dict[str, Any]]] = {}
+
+
+def drift_test(kind: str) -> Callable:
+    """Register the drift test of one feature kind (``numeric``, ``categorical``, ...)."""
+    def register(fn: Callable) -> Callable:
+        DRIFT_TESTS[kind] = fn
+        return fn
+    return register
+
+
+@drift_test("numeric")
+def _numeric_drift(rs: pl.Series, cs: pl.Series, feature: str, bins: int) -> dict[str, Any]:
+    """PSI over reference-quantile bins and the two-sample KS test."""
+    a, ref_missing = _numeric_side(rs, feature, "reference_df")
+    b, cur_missing = _numeric_side(cs, feature, "current_df")
+    _check_span(a, f"feature {feature!r} in reference_df")
+    value = _psi_sorted(a, b, bins)
+    ks_stat, ks_p = _ks_sorted(a, b)
+    return {"psi": value, "ks_statistic": ks_stat, "ks_pvalue": ks_p, "status": psi_status(value),
+            "flagged": ks_p < KS_ALPHA, "ref_n": int(a.size), "cur_n": int(b.size),
+            "ref_missing": int(ref_missing), "cur_missing": int(cur_missing)}
+
+
+@drift_test("categorical")
+def _categorical_drift(rs: pl.Series, cs: pl.Series, feature: str, bins: int) -> dict[str, Any]:
+    """PSI over the categories (no KS: categories have no order)."""
+    rc, ref_n, ref_missing = _categorical_side(rs, feature, "reference_df")
+    cc, cur_n, cur_missing = _categorical_side(cs, feature, "current_df")
+    value = _psi_categorical_counts(rc, cc)
+    return {"psi": value, "ks_statistic": None, "ks_pvalue": None, "status": psi_status(value),
+            "flagged": None, "ref_n": int(ref_n), "cur_n": int(cur_n),
+            "ref_missing": int(ref_missing), "cur_missing": int(cur_missing)}
+
+
 def drift_report(
     reference_df: pl.DataFrame,
     current_df: pl.DataFrame,
@@ -445,25 +484,7 @@ def drift_report(
                 f"in current_df ({cs.dtype}); cast one side so both match"
             )
         kind = "categorical" if rk == "null" else rk  # both all-null: the empty-side error below
-        if kind == "numeric":
-            a, ref_missing = _numeric_side(rs, feature, "reference_df")
-            b, cur_missing = _numeric_side(cs, feature, "current_df")
-            _check_span(a, f"feature {feature!r} in reference_df")
-            value = _psi_sorted(a, b, bins)
-            ks_stat, ks_p = _ks_sorted(a, b)
-            ref_n, cur_n = a.size, b.size
-            flagged = ks_p < KS_ALPHA
-        else:
-            rc, ref_n, ref_missing = _categorical_side(rs, feature, "reference_df")
-            cc, cur_n, cur_missing = _categorical_side(cs, feature, "current_df")
-            value = _psi_categorical_counts(rc, cc)
-            ks_stat = ks_p = flagged = None
-        rows.append({
-            "feature": feature, "kind": kind, "psi": value,
-            "ks_statistic": ks_stat, "ks_pvalue": ks_p, "status": psi_status(value),
-            "flagged": flagged, "ref_n": int(ref_n), "cur_n": int(cur_n),
-            "ref_missing": int(ref_missing), "cur_missing": int(cur_missing),
-        })
+        rows.append({"feature": feature, "kind": kind, **DRIFT_TESTS[kind](rs, cs, feature, bins)})
     if not rows:
         raise ValueError(
             "no feature to compare: reference_df and current_df share no numeric or "
