@@ -46,10 +46,11 @@ def current_label(store: Store, dataset: str, sample_id: str) -> tuple[str | Non
     return (majority, "majority") if majority is not None else (None, None)
 
 
-def _conflict_message(sample_id: str, base_version: int, head: dict[str, Any] | None) -> str:
+def _conflict_message(sample_id: str, base_version: int, head: dict[str, Any] | None, reviewer: str = "") -> str:
     if head is None:
         return f"sample {sample_id!r} changed since version {base_version}; reload it"
-    return (f"sample {sample_id!r} was changed by {head['reviewer']} to {head['new_label']!r} "
+    who = f"you ({reviewer}), in another save," if head["reviewer"] == reviewer else head["reviewer"]
+    return (f"sample {sample_id!r} was changed by {who} to {head['new_label']!r} "
             f"(version {head['version']}, {head['created_at']:%Y-%m-%d %H:%M:%S}) after you loaded "
             f"version {base_version}")
 
@@ -64,6 +65,11 @@ def save_review(store: Store, dataset: str, sample_id: str, new_label: str, revi
     then the review row, the closing of the sample's queue entries and the audit row are
     written together. A concurrent save of the same version loses at commit with the same
     ``ReviewConflict``.
+
+    Idempotent: when version ``base_version + 1`` is already this reviewer's review setting
+    ``new_label`` on top of ``base_version``, that save committed (a retry after the store went
+    busy, a second click, a page run interrupted after the commit) and its version is returned
+    with nothing written. A save that committed is never reported as a conflict.
     """
     reviewer = (reviewer or "").strip()
     if not reviewer:
@@ -86,28 +92,82 @@ def _save_review(store: Store, dataset: str, sample_id: str, new_label: str, rev
             head = store.review_head(dataset, sample_id)
             version = 0 if head is None else int(head["version"])
             if version != base_version:
-                raise ReviewConflict(_conflict_message(sample_id, base_version, head), head)
+                if _committed_by(store.review_version(dataset, sample_id, base_version + 1) if version > base_version
+                                 else None, reviewer, new_label, base_version):
+                    return base_version + 1
+                raise ReviewConflict(_conflict_message(sample_id, base_version, head, reviewer), head)
             old_label = head["new_label"] if head is not None else store.majority_label(dataset, sample_id)
             store.append_review(dataset, sample_id, version + 1, base_version, reviewer, old_label,
                                 new_label, reason, action=action)
     except StoreConflict as exc:
+        # Lost a race at commit: to another save, or to this very save run twice at once.
+        if _committed_by(store.review_version(dataset, sample_id, base_version + 1), reviewer, new_label, base_version):
+            return base_version + 1
         head = store.review_head(dataset, sample_id)
-        raise ReviewConflict(_conflict_message(sample_id, base_version, head), head) from exc
+        raise ReviewConflict(_conflict_message(sample_id, base_version, head, reviewer), head) from exc
     return base_version + 1
 
 
-def undo_review(store: Store, dataset: str, sample_id: str, reviewer: str, base_version: int) -> int:
-    """Undo the latest review by appending one that restores its previous label.
+def _committed_by(review: dict[str, Any] | None, reviewer: str, new_label: str, base_version: int) -> bool:
+    """Whether ``review`` is the save of ``new_label`` by ``reviewer`` on top of ``base_version``."""
+    return (review is not None and review["reviewer"] == reviewer and review["new_label"] == new_label
+            and int(review["base_version"]) == int(base_version))
 
-    History is never rewritten: the undo is itself a review (action ``review.undo``).
+
+def undo_review(store: Store, dataset: str, sample_id: str, reviewer: str, base_version: int) -> int:
+    """Undo review version ``base_version`` (the latest one the reviewer saw) by appending one that
+    restores its previous label; returns the new version.
+
+    History is never rewritten: the undo is itself a review (action ``review.undo``), checked
+    like any save (:class:`ReviewConflict` when the sample changed since ``base_version``), and
+    idempotent like one (an undo that committed is not undone twice).
     """
-    head = store.review_head(dataset, sample_id)
-    if head is None:
-        raise ReviewError(f"sample {sample_id!r} has no review to undo")
-    if head["old_label"] is None:
-        raise ReviewError(f"sample {sample_id!r} had no label before its latest review; nothing to restore")
-    return save_review(store, dataset, sample_id, head["old_label"], reviewer,
-                       f"undo of version {head['version']}", base_version, action="review.undo")
+    target = store.review_version(dataset, sample_id, int(base_version)) if int(base_version) > 0 else None
+    if target is None:
+        raise ReviewError(f"sample {sample_id!r} has no review version {base_version} to undo")
+    if target["old_label"] is None:
+        raise ReviewError(f"sample {sample_id!r} had no label before its review version {base_version}; "
+                          "nothing to restore")
+    return save_review(store, dataset, sample_id, target["old_label"], reviewer,
+                       f"undo of version {base_version}", base_version, action="review.undo")
+
+
+def review_item(store: Store, dataset: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A claimed queue entry as the review desk holds it: dataset, entry_id, sample_id, reason,
+    priority, claimed_at, and the sample's version (the base of the save) and current label with
+    its source (see :func:`current_label`), read now."""
+    sid = str(entry["sample_id"])
+    with store.cursor():
+        gold, source = current_label(store, dataset, sid)
+        version = sample_version(store, dataset, sid)
+    return {"dataset": dataset, "entry_id": int(entry["entry_id"]), "sample_id": sid, "reason": entry["reason"],
+            "priority": float(entry["priority"]), "claimed_at": entry.get("claimed_at"),
+            "base_version": version, "gold": gold, "gold_source": source}
+
+
+def undo_save(store: Store, dataset: str, sample_id: str, reviewer: str, version: int,
+              entry_id: int | None = None) -> dict[str, Any]:
+    """The desk's undo of the reviewer's last save (review ``version`` of ``sample_id``): append a
+    ``review.undo`` that restores the label before it, and claim the queue entry again so that the
+    sample is reviewed anew. Returns ``{"version": the undo's version or None, "entry": the entry
+    claimed again or None}``.
+
+    A save on a sample without a label before it (an annotator tie) has nothing to restore: the
+    entry is only claimed again. A sample changed since raises :class:`ReviewConflict`.
+    """
+    from core.queue import reopen_entry
+
+    target = store.review_version(dataset, sample_id, int(version))
+    new_version = None
+    if target is None:
+        raise ReviewError(f"sample {sample_id!r} has no review version {version} to undo")
+    if target["old_label"] is not None:
+        new_version = undo_review(store, dataset, sample_id, reviewer, int(version))
+    elif sample_version(store, dataset, sample_id) != int(version):
+        head = store.review_head(dataset, sample_id)
+        raise ReviewConflict(_conflict_message(sample_id, int(version), head, reviewer), head)
+    entry = reopen_entry(store, int(entry_id), reviewer) if entry_id is not None else None
+    return {"version": new_version, "entry": entry}
 
 
 def _bulk_conflict_message(conflicts: list[dict[str, Any]]) -> str:
@@ -121,7 +181,8 @@ def _bulk_conflict_message(conflicts: list[dict[str, Any]]) -> str:
             "Reload the table and review them again.")
 
 
-def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reason: str | None) -> int:
+def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reason: str | None, *,
+                      require_claim: bool = False) -> int:
     """Save many reviews all-or-nothing in ONE transaction; returns how many were saved.
 
     ``rows``: mappings (or a polars DataFrame) with ``sample_id``, ``new_label`` and
@@ -133,6 +194,14 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
     to its latest review: version, reviewer, new_label, created_at). A concurrent save of any of
     the same samples loses at commit with the same exception. Each review is audited as
     ``review.save`` (detail ``bulk: true``) and closes the sample's open queue entries.
+
+    ``require_claim``: every row's sample must be claimed by ``reviewer`` in the queue (the bulk
+    review edits only its own claims), else :class:`ReviewConflict` and nothing is written; two
+    reviewers in bulk review then never overwrite each other.
+
+    Idempotent like :func:`save_review`: a row whose version ``base_version + 1`` is already this
+    reviewer's review with the same label committed earlier (a retried batch) counts as saved and
+    is not written again; only the other rows are checked and written.
     """
     import polars as pl
     reviewer = (reviewer or "").strip()
@@ -169,9 +238,22 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
     frame = pl.DataFrame({"sample_id": ids, "new_label": labels, "base_version": bases},
                          schema={"sample_id": pl.Utf8, "new_label": pl.Utf8, "base_version": pl.Int64})
 
+    def already_saved(state: pl.DataFrame) -> pl.DataFrame:
+        """Rows whose save by this reviewer committed before (a retry): sample_id."""
+        moved = (frame.join(state.select("sample_id", "version"), on="sample_id", how="inner")
+                 .filter(pl.col("version") > pl.col("base_version")))
+        if moved.height == 0:
+            return pl.DataFrame(schema={"sample_id": pl.Utf8})
+        found = store.review_versions(dataset, moved.select("sample_id", (pl.col("base_version") + 1).alias("version")))
+        return (moved.join(found, on="sample_id", how="inner", suffix="_r")
+                .filter((pl.col("reviewer") == reviewer) & (pl.col("new_label_r") == pl.col("new_label"))
+                        & (pl.col("base_version_r") == pl.col("base_version")))
+                .select("sample_id"))
+
     def conflicts_of(state: pl.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows_ = (frame.join(state, on="sample_id", how="inner")
-                 .filter(pl.col("version") != pl.col("base_version")).sort("sample_id").to_dicts())
+                 .filter(pl.col("version") != pl.col("base_version"))
+                 .join(already_saved(state), on="sample_id", how="anti").sort("sample_id").to_dicts())
         current = {c["sample_id"]: {"version": c["version"], "reviewer": c["reviewer"],
                                     "new_label": c["review_label"], "created_at": c["reviewed_at"]} for c in rows_}
         return rows_, current
@@ -187,20 +269,103 @@ def save_reviews_bulk(store: Store, dataset: str, rows: Any, reviewer: str, reas
                 conflicts, current = conflicts_of(state)
                 if conflicts:
                     raise ReviewConflict(_bulk_conflict_message(conflicts), current)
+                todo = frame.join(already_saved(state), on="sample_id", how="anti")
+                if todo.height == 0:
+                    return len(ids)
+                if require_claim:
+                    _check_claims(store, dataset, todo["sample_id"].to_list(), reviewer)
+                state = state.join(todo.select("sample_id"), on="sample_id", how="semi")
                 unreviewed = state.filter(pl.col("version") == 0)["sample_id"].to_list()
                 no_reviews = pl.DataFrame(schema={"sample_id": pl.Utf8, "version": pl.Int64, "new_label": pl.Utf8})
                 majority = gold_labels(store.annotations_of(dataset, unreviewed), no_reviews) if unreviewed else \
                     pl.DataFrame(schema={"sample_id": pl.Utf8, "gold_label": pl.Utf8})
                 out = (
-                    frame.join(state.select("sample_id", "review_label"), on="sample_id", how="left")
+                    todo.join(state.select("sample_id", "review_label"), on="sample_id", how="left")
                     .join(majority.select("sample_id", "gold_label"), on="sample_id", how="left")
                     .select("sample_id", (pl.col("base_version") + 1).alias("version"), "base_version",
                             pl.coalesce("review_label", "gold_label").alias("old_label"), "new_label")
                 )
                 store.append_reviews(dataset, out, reviewer, reason, action="review.save")
         except StoreConflict as exc:
-            conflicts, current = conflicts_of(store.sample_review_state(dataset, ids))
+            state = store.sample_review_state(dataset, ids)
+            if already_saved(state).height == len(ids):  # this very batch, run twice at once
+                return len(ids)
+            conflicts, current = conflicts_of(state)
             raise ReviewConflict(_bulk_conflict_message(conflicts) if conflicts else
                                  f"another review of one of these samples was saved at the same time; "
                                  f"nothing was saved: {exc}", current) from exc
     return len(ids)
+
+
+def _check_claims(store: Store, dataset: str, sample_ids: list[str], reviewer: str) -> None:
+    """Raise :class:`ReviewConflict` unless every sample has a queue entry claimed by ``reviewer``."""
+    import polars as pl
+
+    claimed = store.queue(dataset, status=["claimed"]).filter(pl.col("sample_id").is_in(sample_ids))
+    mine = set(claimed.filter(pl.col("claimed_by") == reviewer)["sample_id"].to_list())
+    missing = [s for s in sample_ids if s not in mine]
+    if not missing:
+        return
+    others = dict(zip(claimed["sample_id"].to_list(), claimed["claimed_by"].to_list()))
+    shown = "; ".join(f"{s!r}" + (f" (claimed by {others[s]})" if s in others else " (no longer claimed)")
+                      for s in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    raise ReviewConflict(f"{len(missing)} row(s) are not claimed by you any more, nothing was saved: {shown}{more}. "
+                         "Reload your claims and review them again.",
+                         {s: {"claimed_by": others.get(s)} for s in missing})
+
+
+# ------------------------------------------------------------------------------------ exclusions
+def exclusion_sources(audit: Any, sample_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Who excluded each sample, when and why: the latest ``sample.exclude`` audit row naming it.
+
+    ``audit``: audit rows (logged_at, actor, action, detail JSON with ``sample_ids`` and ``reason``),
+    newest first, as :meth:`Store.audit_log` returns them. Returns sample_id -> {excluded_by,
+    excluded_at, reason} for the samples found (the audit keeps the first 1,000 ids of each row).
+    """
+    import json
+
+    wanted, found = set(sample_ids), {}
+    for row in audit.iter_rows(named=True):
+        if row["action"] != "sample.exclude" or not row["detail"]:
+            continue
+        try:
+            detail = json.loads(row["detail"])
+        except ValueError:
+            continue
+        for sid in detail.get("sample_ids") or []:
+            if sid in wanted and sid not in found:
+                found[sid] = {"excluded_by": row["actor"], "excluded_at": row["logged_at"],
+                              "reason": detail.get("reason")}
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def excluded_samples(store: Store, dataset: str, limit: int = 1000) -> Any:
+    """The samples of ``dataset`` excluded from export (at most ``limit``), with a text preview and
+    who excluded them, when and why: sample_id, preview, excluded_by, excluded_at, reason."""
+    import polars as pl
+
+    from core.queue import preview_text
+
+    state = store.sample_review_state(dataset, with_text=True, excluded_only=True).head(max(int(limit), 0))
+    ids = state["sample_id"].to_list()
+    sources = exclusion_sources(store.audit_log(dataset=dataset, action="sample.exclude"), ids) if ids else {}
+    return pl.DataFrame(
+        {"sample_id": ids,
+         "preview": [preview_text(r) for r in state.iter_rows(named=True)],
+         "excluded_by": [sources.get(s, {}).get("excluded_by") for s in ids],
+         "excluded_at": [sources.get(s, {}).get("excluded_at") for s in ids],
+         "reason": [sources.get(s, {}).get("reason") for s in ids]},
+        schema={"sample_id": pl.Utf8, "preview": pl.Utf8, "excluded_by": pl.Utf8, "excluded_at": pl.Datetime("us"),
+                "reason": pl.Utf8})
+
+
+def include_again(store: Store, dataset: str, sample_ids: list[str], actor: str, reason: str | None = None) -> int:
+    """Undo exclusions: the samples count for export again (a lead's action, audited as
+    ``sample.include`` by the store). Returns how many changed."""
+    actor = (actor or "").strip()
+    if not actor:
+        raise ReviewError("an actor name is required for the audit trail")
+    return store.set_excluded(dataset, [str(s) for s in sample_ids], False, actor, reason=reason or "included again")

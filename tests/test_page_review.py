@@ -1,20 +1,15 @@
 """AppTest: the Review page (claim, sample display, save and next, skip, release, conflicts, bulk
 table, queue rules, read-only mode)."""
 
-import json
 
+import polars as pl
 import pytest
-
 from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
 
 PAGE = "pages/review.py"
 LABELS = ["cancel", "refund", "other"]
 LONG_ZH = "我想取消订单，因为物流太慢了。" * 200  # ~3,000 characters of Chinese
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _fixture(app_env, tmp_path):
@@ -51,6 +46,14 @@ def _click(at, label):
 
 def _all_text(at):
     return texts(at.text)
+
+
+def _open_tab(at, label):
+    """Open one of the page's tabs (stateful: only the open tab's body runs)."""
+    at.session_state["review_tab"] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def test_no_dataset_and_empty_queue(app_env, tmp_path):
@@ -188,7 +191,10 @@ def test_bulk_tab_lists_open_entries_with_current_labels(app_env, tmp_path):
 
     assert queue_disagreement(store, "ds", "lead") == 2  # a2 (tie) first, then a1 (2:1)
     at = run_page(PAGE)
+    _open_tab(at, "Bulk review")
     at.selectbox(key="bulk_reason").set_value("disagreement").run()
+    assert not at.data_editor and any("You hold no" in t for t in texts(at.info))  # nothing claimed yet
+    _click(at, "Claim rows")  # the bulk review edits only the rows it claimed
     [editor] = at.data_editor
     table = editor.value
     assert list(table["sample_id"]) == ["a2", "a1"]
@@ -215,7 +221,9 @@ def test_bulk_tab_saves_changed_rows(app_env, tmp_path, monkeypatch):
 
     monkeypatch.setattr(core.queue, "changed_rows", edited)
     at = run_page(PAGE, session={"user_name": "lead"})
+    _open_tab(at, "Bulk review")
     at.selectbox(key="bulk_reason").set_value("label_issue").run()
+    _click(at, "Claim rows")
     at.text_input(key="bulk_note").input("bulk fix")
     _click(at, "Save changed rows")
     assert any("Saved 1 reviews in one transaction" in t for t in texts(at.success))
@@ -257,3 +265,203 @@ def test_read_only_hides_every_write_control(app_env, tmp_path, monkeypatch):
     open_table = at.dataframe[0].value
     assert sorted(open_table["sample_id"]) == ["a1", "a2"]
     assert store.queue("ds", status=["claimed"]).height == 0
+
+
+# ------------------------------------------------------------------ the desk (issue 15, item 6)
+def _shortcuts(at):
+    return {b.label: b.proto.shortcut for b in at.button if b.proto.shortcut}
+
+
+def test_desk_keys_pick_a_label_save_and_claim_the_next(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1", "a4"], "disagreement", "lead", priority=[0.9, 0.1])
+    at = run_page(PAGE, session={"user_name": "rita"})
+    assert _shortcuts(at)["Claim next"] == "enter"
+    _click(at, "Claim next")
+    keys = _shortcuts(at)
+    assert {k: keys[k] for k in LABELS} == {"cancel": "1", "refund": "2", "other": "3"}  # shown on the buttons
+    assert (keys["Save and next"], keys["Skip"], keys["Undo last"]) == ("enter", "s", "u")
+    entry_id = int(store.queue("ds", status=["claimed"])["entry_id"][0])
+    _click(at, "refund")  # the key 2
+    assert at.selectbox(key=f"review_label_{entry_id}").value == "refund"
+    assert _button(at, "refund").proto.type == "primary"
+    _click(at, "Save and next")  # Enter
+    assert store.reviews("ds", "a1")["new_label"].to_list() == ["refund"]
+    assert "Sample a4" in _all_text(at)
+
+
+def test_desk_shows_votes_and_model_beside_the_form(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1"], "disagreement", "lead")
+    at = run_page(PAGE)
+    _click(at, "Claim next")
+    shown = _all_text(at)
+    assert "Votes: cancel ×2 (alice, bo) · refund (chen)" in shown
+    assert any(c.value.startswith("Annotator disagreement · claimed by you") for c in at.caption)
+    assert len(at.columns) >= 2  # record left, form right
+
+
+def test_undo_takes_back_the_last_save_and_the_last_skip(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1", "a4", "a5"], "manual", "lead", priority=[3, 2, 1])
+    at = run_page(PAGE, session={"user_name": "rita"})
+    _click(at, "Claim next")
+    assert _button(at, "Undo last").disabled
+    _click(at, "other")
+    _click(at, "Save and next")
+    assert "Sample a4" in _all_text(at)
+    _click(at, "Undo last")
+    assert "Sample a1" in _all_text(at)  # back on the sample, its label restored, to label again
+    assert store.reviews("ds", "a1")["new_label"].to_list() == ["other", "cancel"]
+    assert store.audit_log(dataset="ds", action="review.undo").height == 1
+    held = store.queue("ds", status=["claimed"])
+    assert sorted(held["sample_id"]) == ["a1", "a4"] and set(held["claimed_by"]) == {"rita"}
+    _click(at, "Save and next")  # cancel again (the restored label is the default)
+    assert "Sample a4" in _all_text(at)  # the held claim comes next
+    _click(at, "Skip")
+    assert "Sample a5" in _all_text(at)
+    _click(at, "Undo last")
+    assert "Sample a4" in _all_text(at)
+    assert dict(zip(store.queue("ds")["sample_id"], store.queue("ds")["status"]))["a4"] == "claimed"
+
+
+def test_queue_list_shows_text_preview_and_reason_name(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a4"], "label_issue", "lead")
+    at = run_page(PAGE)
+    table = at.dataframe[0].value
+    assert list(table["sample_id"]) == ["a4"]
+    assert table["preview"][0] == "where is my parcel" and table["reason"][0] == "Suspected label error"
+
+
+def test_a_save_whose_next_claim_hits_a_busy_store_is_not_shown_again(app_env, tmp_path, monkeypatch):
+    """Issue 15, item 5 on the page: the save commits, the store is busy for the step after it. The
+    saved sample must not stay on the desk (saving it again was the false conflict), and the entry
+    claimed meanwhile is shown on the next run instead of being held out of sight."""
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1", "a2"], "disagreement", "lead", priority=[0.9, 0.5])
+    at = run_page(PAGE, session={"user_name": "rita"})
+    _click(at, "Claim next")
+    import core.review
+    from core.store import StoreBusy
+
+    real, calls = core.review.review_item, []
+
+    def busy_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise StoreBusy("store busy: the file is being written by another process")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.review, "review_item", busy_once)
+    _click(at, "Save and next")
+    assert any("Saved a1: cancel (version 1). Could not claim the next entry: store busy" in t
+               for t in texts(at.warning))
+    assert "Sample a2" in _all_text(at)  # the claim committed before the failure: it is shown now
+    assert "Sample a1" not in _all_text(at)
+    assert not any("changed" in t for t in texts(at.warning))
+    q = store.queue("ds")
+    assert dict(zip(q["sample_id"], q["status"])) == {"a1": "done", "a2": "claimed"}
+    assert store.reviews("ds")["sample_id"].to_list() == ["a1"]
+
+
+def test_a_held_claim_comes_back_after_a_reload(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a4", "a5"], "manual", "lead", priority=[2, 1])
+    from core.queue import claim_next
+
+    claim_next(store, "ds", "rita")  # a page run that was cut short, or a reload: the session forgot it
+    at = run_page(PAGE, session={"user_name": "rita"})
+    assert "Sample a4" in _all_text(at)
+    assert not [b for b in at.button if b.label == "Claim next"]
+
+
+def test_a_claim_in_another_dataset_is_shown_with_switch_and_release(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    import_file_rows = [{"id": "z1", "text": "another dataset", "annotator": "alice", "label": "cancel"}]
+    from core.ingest import import_file
+
+    import_file(store, _write(tmp_path / "ds2.jsonl", import_file_rows), "ds2", labels=LABELS)
+    store.enqueue("ds", ["a4"], "manual", "lead")
+    at = run_page(PAGE, session={"user_name": "rita", "dataset_picker": "ds"})
+    _click(at, "Claim next")
+    assert "Sample a4" in _all_text(at)
+    # The sidebar's picker sets "dataset" (after switch_page AppTest runs the page alone, without app.py).
+    at.session_state["dataset"] = "ds2"
+    at.run()
+    assert any("You hold 1 claim in dataset “ds”: a4" in t for t in texts(at.warning))
+    assert "Sample a4" not in _all_text(at)
+    _click(at, "Switch to ds")
+    assert at.session_state["dataset_next"] == "ds"  # app.py's picker takes it on this rerun
+    at.session_state["dataset"] = "ds"
+    at.run()
+    assert "Sample a4" in _all_text(at) and not at.warning
+    at.session_state["dataset"] = "ds2"
+    at.run()
+    _click(at, "Release")
+    assert not at.warning and any("Released 1 entry of “ds” back to the queue" in t for t in texts(at.info))
+    assert store.queue("ds")["status"].to_list() == ["open"]
+
+
+def test_bulk_review_claims_rows_and_shows_votes_model_and_confidence(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1", "a2", "a4"], "label_issue", "lead", priority=[3, 2, 1])
+    rita = run_page(PAGE, session={"user_name": "rita"})
+    _open_tab(rita, "Bulk review")
+    rita.selectbox(key="bulk_reason").set_value("label_issue").run()
+    rita.number_input(key="bulk_n").set_value(2).run()
+    _click(rita, "Claim rows")
+    table = rita.data_editor[0].value
+    assert list(table["sample_id"]) == ["a1", "a2"]
+    assert table["votes"][0] == "cancel ×2 (alice, bo) · refund (chen)"
+    assert list(table["predicted"]) == ["cancel", "refund"] and list(table["confidence"]) == [0.55, 0.45]
+    assert table["source"][1] == "tie: no majority"
+    sam = run_page(PAGE, session={"user_name": "sam"})
+    _open_tab(sam, "Bulk review")
+    sam.selectbox(key="bulk_reason").set_value("label_issue").run()
+    _click(sam, "Claim rows")
+    assert list(sam.data_editor[0].value["sample_id"]) == ["a4"]  # rita's rows are not sam's to edit
+    _click(rita, "Release all")
+    assert any("Released 2 entries back to the queue" in t for t in texts(rita.info))
+    assert sorted(store.queue("ds", status=["open"])["sample_id"]) == ["a1", "a2"]
+
+
+def test_excluded_samples_can_be_included_again_by_a_lead_only(app_env, tmp_path, monkeypatch):
+    store = _fixture(app_env, tmp_path)
+    store.set_excluded("ds", ["a3", "a5"], True, "lead", reason="data quality: PII")
+    at = _open_tab(run_page(PAGE, session={"user_name": "lead"}), "Excluded samples")
+    ex = next(d.value for d in at.dataframe if "excluded_by" in d.value.columns)
+    assert list(ex["sample_id"]) == ["a3", "a5"] and set(ex["reason"]) == {"data quality: PII"}
+    at.multiselect(key="include_ids").set_value(["a5"])
+    at.text_input(key="include_note").input("no PII after all")
+    _click(at, "Include again")
+    assert any("Included 1 sample again: a5" in t for t in texts(at.success))
+    assert store.samples("ds").filter(pl.col("excluded"))["sample_id"].to_list() == ["a3"]
+    assert store.audit_log(dataset="ds", action="sample.include")["actor"].to_list() == ["lead"]
+    import ui.session
+    from core.roles import Action
+
+    real = ui.session.can
+    monkeypatch.setattr(ui.session, "can", lambda action: action != Action.EXCLUDE and real(action))
+    at = run_page(PAGE, session={"user_name": "rita"})
+    assert [t.label for t in at.tabs] == ["Next entry", "Bulk review"]
+    assert not [b for b in at.button if b.label == "Include again"]
+
+
+def test_a_record_with_a_shape_is_drawn_in_its_shape(app_env, tmp_path):
+    """draw_record hands a sample with a shape to ui.records.render_record (plain text fields otherwise)."""
+    import json
+
+    pytest.importorskip("ui.records")
+    store = _fixture(app_env, tmp_path)
+    chat = {"messages": [{"role": "user", "content": "where is my parcel"},
+                         {"role": "assistant", "content": "它已经在路上了"}]}
+    with store.cursor() as cur:  # as the importer stores a chat record
+        cur.execute("UPDATE samples SET shape = 'chat', record = ? WHERE dataset = 'ds' AND sample_id = 'a4'",
+                    [json.dumps(chat, ensure_ascii=False)])
+    store.enqueue("ds", ["a4"], "manual", "lead")
+    at = run_page(PAGE)
+    _click(at, "Claim next")
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert "它已经在路上了" in _all_text(at)
+    assert not any(t == "**Text**" for t in texts(at.markdown))  # not the plain text-field view

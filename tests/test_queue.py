@@ -3,46 +3,50 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
+from factories import write_jsonl as _write
+from thread_helpers import race
 
 from core.ingest import import_file
 from core.queue import (
     CLAIM_TTL,
+    bulk_claimed,
     bulk_entries,
     bulk_frame,
     changed_rows,
+    claim_entries,
     claim_next,
     claim_ttl_seconds,
     close_entry,
     confidence_threshold,
     day_bounds,
     disagreement_candidates,
+    held_claims,
     low_confidence_candidates,
     preview_text,
     progress_counts,
     queue_active_learning,
     queue_disagreement,
     queue_label_issues,
+    queue_listing,
     queue_low_confidence,
     queue_manual,
     queue_progress,
+    release_claims,
     release_entry,
+    reopen_entry,
     set_confidence_threshold,
     skip_entry,
     top_probabilities,
+    votes_text,
 )
 from core.review import ReviewConflict, ReviewError, save_review, save_reviews_bulk
-from thread_helpers import race
 
 LABELS = ["cancel", "refund", "other"]
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -312,3 +316,170 @@ def test_concurrent_bulk_saves_of_the_same_samples_one_wins(ds):
     assert sum(isinstance(r, ReviewConflict) for r in results) == 3
     assert ds.table_counts()["reviews"] == 10
     assert ds.audit_log(dataset="d", action="review.save").height == 10
+
+
+# ------------------------------------------------------------------------------ claims for bulk review
+def test_claim_entries_is_atomic_disjoint_and_idempotent(ds):
+    ids = [f"s{i}" for i in range(10)]
+    queue_manual(ds, "d", ids, "lead")
+    from thread_helpers import run_threads
+
+    got: dict[str, list[str]] = {}
+    barrier = threading.Barrier(4)
+
+    def reviewer(i):
+        barrier.wait()
+        got[f"r{i}"] = claim_entries(ds, "d", f"r{i}", 3)["sample_id"].to_list()
+
+    run_threads(reviewer, 4)
+    claimed = [s for held in got.values() for s in held]
+    assert len(claimed) == len(set(claimed)) == 10  # 3 + 3 + 3 + 1 or any split: never one entry twice
+    assert all(len(held) <= 3 for held in got.values())
+    # Asking again for the same number claims nothing more: a retry after a claim that committed is harmless.
+    for name, held in got.items():
+        assert sorted(claim_entries(ds, "d", name, 3)["sample_id"]) == sorted(held)
+    q = ds.queue("d")
+    assert q.filter(pl.col("status") == "claimed").height == 10
+    assert dict(zip(q["sample_id"], q["claimed_by"])) == {s: n for n, held in got.items() for s in held}
+
+
+def test_claim_entries_by_reason_priority_and_expired_claims(ds):
+    queue_manual(ds, "d", ["s1", "s2"], "lead", priority=5)
+    queue_label_issues(ds, "d", ["s3", "s4", "s5"], [0.1, 0.9, 0.5], "lead")
+    held = claim_entries(ds, "d", "rita", 2, reasons=["label_issue"])
+    assert held["sample_id"].to_list() == ["s4", "s5"] and set(held["reason"]) == {"label_issue"}
+    assert claim_entries(ds, "d", "rita", 3, reasons=["label_issue"])["sample_id"].to_list() == ["s4", "s5", "s3"]
+    assert claim_entries(ds, "d", "sam", 5, reasons=["label_issue"]).height == 0  # all held by rita
+    # Expired claims are anyone's: sam takes them with a zero time-to-live.
+    assert sorted(claim_entries(ds, "d", "sam", 5, reasons=["label_issue"], ttl_seconds=0)["sample_id"]) == \
+        ["s3", "s4", "s5"]
+    with pytest.raises(ValueError, match="n must be"):
+        claim_entries(ds, "d", "sam", -1)
+    with pytest.raises(ValueError, match="unknown queue reason"):
+        claim_entries(ds, "d", "sam", 1, reasons=["bogus"])
+
+
+def test_release_claims_releases_only_the_reviewers_own(ds):
+    queue_manual(ds, "d", ["s1", "s2", "s3"], "lead")
+    rita = claim_entries(ds, "d", "rita", 2)["entry_id"].to_list()
+    sam = claim_entries(ds, "d", "sam", 1)["entry_id"].to_list()
+    assert release_claims(ds, "d", rita + sam, "rita") == 2
+    q = ds.queue("d")
+    assert dict(zip(q["entry_id"], q["status"])) == {rita[0]: "open", rita[1]: "open", sam[0]: "claimed"}
+    assert release_claims(ds, "d", rita, "rita") == 0
+    audit = ds.audit_log(dataset="d", action="queue.open").row(0, named=True)
+    assert audit["actor"] == "rita" and json.loads(audit["detail"])["entry_ids"] == sorted(rita)
+
+
+def test_held_claims_cover_every_dataset_and_respect_each_ttl(ds, tmp_path):
+    import_file(ds, _write(tmp_path / "e.jsonl", [{"id": "e1", "text": "x", "annotator": "a", "label": "cancel"}]),
+                "e", labels=LABELS)
+    queue_manual(ds, "d", ["s1"], "lead")
+    queue_manual(ds, "e", ["e1"], "lead")
+    claim_next(ds, "d", "rita")
+    claim_next(ds, "e", "rita")
+    held = held_claims(ds, "rita")
+    assert sorted(zip(held["dataset"], held["sample_id"])) == [("d", "s1"), ("e", "e1")]
+    assert held_claims(ds, "rita", "e")["sample_id"].to_list() == ["e1"]
+    later = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=20)  # past the 15-minute default
+    ds.set_dataset_setting("e", "claim_ttl_minutes", 60, "lead")
+    assert held_claims(ds, "rita", now=later)["dataset"].to_list() == ["e"]
+    assert held_claims(ds, "nobody").height == 0
+
+
+def test_reopen_entry_claims_a_resolved_entry_again(ds):
+    queue_manual(ds, "d", ["s1", "s2"], "lead")
+    entry = claim_next(ds, "d", "rita")
+    skip_entry(ds, entry["entry_id"], "rita")
+    back = reopen_entry(ds, entry["entry_id"], "rita")
+    assert (back["status"], back["claimed_by"], back["resolved_at"]) == ("claimed", "rita", None)
+    assert reopen_entry(ds, entry["entry_id"], "rita")["entry_id"] == entry["entry_id"]  # held: as it is
+    from core.store import StoreError
+
+    with pytest.raises(StoreError, match="claimed by rita"):
+        reopen_entry(ds, entry["entry_id"], "sam")
+
+
+def test_bulk_claimed_shows_votes_prediction_and_confidence(ds):
+    queue_disagreement(ds, "d", "lead")  # s2 (A/B/C tie), s3 (A/B tie), s1 (2:1)
+    save_review(ds, "d", "s3", "other", "rita", None, 0)  # closes s3's entry
+    claim_entries(ds, "d", "sam", 10, reasons=["disagreement"])
+    t = bulk_claimed(ds, "d", "sam", "disagreement")
+    assert t.columns == ["entry_id", "sample_id", "reason", "priority", "preview", "votes", "predicted",
+                         "confidence", "current_label", "source", "base_version", "label"]
+    assert t["sample_id"].to_list() == ["s2", "s1"]
+    s1 = t.row(1, named=True)
+    assert s1["votes"] == "cancel ×2 (alice, bo) · refund (chen)"
+    assert (s1["predicted"], s1["confidence"]) == ("cancel", pytest.approx(0.46))  # round 2, the latest
+    assert (s1["current_label"], s1["source"], s1["base_version"], s1["label"]) == ("cancel", "majority", 0, "cancel")
+    assert t.row(0, named=True)["current_label"] is None  # a three-way tie has no current label
+    assert t["preview"][0].startswith("请取消订单 2")
+    assert bulk_claimed(ds, "d", "rita").height == 0  # rita holds nothing: nothing to edit
+
+
+def test_two_reviewers_in_bulk_review_cannot_overwrite_each_other(ds):
+    queue_manual(ds, "d", [f"s{i}" for i in range(6)], "lead")
+    rita = bulk_claimed(ds, "d", "rita") if claim_entries(ds, "d", "rita", 3).height else None
+    sam = bulk_claimed(ds, "d", "sam") if claim_entries(ds, "d", "sam", 3).height else None
+    assert not set(rita["sample_id"]) & set(sam["sample_id"])
+    # sam tries to save a row that rita holds (a stale table, a forged request): refused whole.
+    theirs = rita.row(0, named=True)
+    rows = [{"sample_id": theirs["sample_id"], "new_label": "other", "base_version": 0},
+            {"sample_id": sam["sample_id"][0], "new_label": "other", "base_version": 0}]
+    before = ds.table_counts()
+    with pytest.raises(ReviewConflict, match=r"not claimed by you.*claimed by rita") as err:
+        save_reviews_bulk(ds, "d", rows, "sam", None, require_claim=True)
+    assert err.value.current == {theirs["sample_id"]: {"claimed_by": "rita"}}
+    assert ds.table_counts() == before
+    mine = [{"sample_id": s, "new_label": "refund", "base_version": 0} for s in rita["sample_id"]]
+    assert save_reviews_bulk(ds, "d", mine, "rita", "bulk", require_claim=True) == 3
+    # The retry of a batch that committed: no conflict, nothing written twice (the claims are done now).
+    after = ds.table_counts()
+    assert save_reviews_bulk(ds, "d", mine, "rita", "bulk", require_claim=True) == 3
+    assert ds.table_counts() == after
+
+
+def test_bulk_retry_saves_only_the_rows_not_yet_saved(ds):
+    save_reviews_bulk(ds, "d", [{"sample_id": "s1", "new_label": "other", "base_version": 0}], "rita", None)
+    rows = [{"sample_id": "s1", "new_label": "other", "base_version": 0},
+            {"sample_id": "s2", "new_label": "refund", "base_version": 0}]
+    assert save_reviews_bulk(ds, "d", rows, "rita", None) == 2
+    rev = ds.reviews("d")
+    assert rev.select("sample_id", "version", "new_label").rows() == [("s1", 1, "other"), ("s2", 1, "refund")]
+    rows[0]["new_label"] = "cancel"  # not the save that committed: a real conflict
+    with pytest.raises(ReviewConflict, match="'s1'"):
+        save_reviews_bulk(ds, "d", rows, "rita", None)
+
+
+def test_votes_text_and_queue_listing(ds):
+    assert votes_text([{"annotator": "b", "label": "x"}, {"annotator": "a", "label": "x"},
+                       {"annotator": "c", "label": "y"}]) == "x ×2 (a, b) · y (c)"
+    assert votes_text(None) == "" and votes_text([{"annotator": "a", "label": None}]) == ""
+    queue_label_issues(ds, "d", ["s4"], [0.9], "lead")
+    queue_manual(ds, "d", ["s7"], "lead", priority=2)
+    listing = queue_listing(ds, "d")
+    assert listing.columns == ["entry_id", "sample_id", "preview", "reason", "priority", "status", "claimed_by",
+                               "created_at"]
+    assert listing["sample_id"].to_list() == ["s7", "s4"]
+    assert listing["reason"].to_list() == ["Manual", "Suspected label error"]
+    assert listing["preview"][1].startswith("请取消订单 4")
+
+
+@pytest.mark.parametrize("call", ["claim_entries", "release_claims", "reopen_entry"])
+def test_bulk_claim_writes_are_refused_to_read_only_roles(ds, call, tmp_path, monkeypatch):
+    from core.roles import PermissionDenied
+
+    users = tmp_path / "users.toml"
+    from core.auth import hash_password
+
+    users.write_text(f'[users.viewer]\nrole = "stakeholder"\npassword_hash = "{hash_password("pw-viewer-1")}"\n',
+                     encoding="utf-8")
+    monkeypatch.setenv("QUALITY_USERS_FILE", str(users))
+    queue_manual(ds, "d", ["s1"], "system:test")
+    entry = int(ds.queue("d")["entry_id"][0])
+    calls = {"claim_entries": lambda: claim_entries(ds, "d", "viewer", 3, ttl_seconds=600),
+             "release_claims": lambda: release_claims(ds, "d", [entry], "viewer"),
+             "reopen_entry": lambda: reopen_entry(ds, entry, "viewer")}
+    with pytest.raises(PermissionDenied, match="viewer"):
+        calls[call]()
+    assert ds.queue("d")["status"].to_list() == ["open"]

@@ -8,7 +8,6 @@ reading it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,8 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from apptest_helpers import run_page, texts
+from factories import write_jsonl as _write
+
 from core.ingest import import_file
 from core.review import save_review
 from core.store import open_store
@@ -28,11 +28,6 @@ from core.store import open_store
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["cancel", "refund", "other"]
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _samples(path, ids, label="cancel"):
@@ -260,3 +255,124 @@ def test_a_session_claiming_while_other_reviewers_claim_concurrently(app_env, tm
     theirs = [sid for ids in others.values() for sid in ids]
     assert None not in mine and len(theirs) == 9
     assert len(set(mine) | set(theirs)) == 12  # twelve claims, twelve different samples
+
+
+# ------------------------------------------------ (d) four reviewers while a CLI import holds the store
+IMPORTER = """
+import sys
+from core.ingest import import_file
+from core.store import open_store
+
+db, path = sys.argv[1], sys.argv[2]
+store = open_store(db, linger=0, busy_timeout=60)
+with store.cursor():  # like `python -m core import` of a big file: the file stays held from start to end
+    print("holding", flush=True)
+    import_file(store, path, "bulk", labels=["cancel", "refund", "other"], actor="cli")
+    print("imported", flush=True)
+    sys.stdin.readline()  # held until the parent has seen every reviewer run into the busy store
+store.close()
+"""
+
+
+def test_four_reviewers_saving_while_an_import_holds_the_store_see_no_false_conflicts(tmp_path):
+    """Issue 15, item 5. Each reviewer works as the review page does: save, then claim the next entry;
+    when the store is busy the reviewer tries the step again. Every reviewer's first save commits just
+    before a CLI import (another process) takes the store, so the claim that follows fails with
+    StoreBusy and the retry saves the same label on the same base version again: that save committed,
+    so it must come back as a success ("changed by rev3 after you loaded version 0" to rev3 itself was
+    the bug), nothing is written twice, and no claim is left held out of sight.
+
+    Deterministic: barriers and the importer's marker lines order the steps, no timer races.
+    """
+    from core.queue import claim_next, held_claims
+    from core.review import ReviewConflict, review_item
+    from core.store import StoreBusy
+
+    db = tmp_path / "busy4.duckdb"
+    store = open_store(db, linger=0, busy_timeout=0.3)
+    ids = [f"c{i:02d}" for i in range(40)]
+    import_file(store, _samples(tmp_path / "c.jsonl", ids), "ds", labels=LABELS)
+    store.enqueue("ds", ids, "manual", "lead", priority=[float(40 - i) for i in range(40)])
+    big = _write(tmp_path / "big.jsonl", [{"id": f"b{i}", "text": f"导入 {i}", "annotator": "cli", "label": "other"}
+                                           for i in range(20_000)])
+    store.close()
+
+    n_rev, per = 4, 5
+    saved_first = threading.Barrier(n_rev + 1)   # every reviewer saved its first entry
+    busy_seen = threading.Barrier(n_rev + 1)     # ... and then found the store held by the import
+    import_holds = threading.Event()
+    saves: dict[str, list[tuple[str, int]]] = {f"rev{i}": [] for i in range(n_rev)}
+    current: dict[str, str | None] = {}
+    errors: list[BaseException] = []
+
+    def reviewer(i: int) -> None:
+        name = f"rev{i}"
+        try:
+            item = review_item(store, "ds", claim_next(store, "ds", name))
+            for k in range(per):
+                first_try, busy_reported = True, False
+                while True:  # one step of the desk: save, then claim the next entry
+                    try:
+                        version = save_review(store, "ds", item["sample_id"], "refund", name, None,
+                                              item["base_version"])
+                        if k == 0 and first_try:
+                            saved_first.wait(timeout=60)
+                            import_holds.wait(timeout=60)
+                        first_try = False
+                        nxt = claim_next(store, "ds", name)
+                        break
+                    except StoreBusy:
+                        first_try = False
+                        if k == 0 and not busy_reported:
+                            busy_reported = True
+                            busy_seen.wait(timeout=60)
+                saves[name].append((item["sample_id"], version))
+                item = review_item(store, "ds", nxt) if nxt is not None else None
+            current[name] = item["sample_id"] if item else None
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+            for barrier in (saved_first, busy_seen):
+                barrier.abort()
+
+    threads = [threading.Thread(target=reviewer, args=(i,)) for i in range(n_rev)]
+    for t in threads:
+        t.start()
+    proc = None
+    try:
+        saved_first.wait(timeout=60)
+        # The reviewers are between their save and their claim, and hold no cursor: the file is free.
+        proc = subprocess.Popen([sys.executable, "-c", IMPORTER, str(db), str(big)], cwd=ROOT, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        _read_marker(proc, "holding", timeout=60)
+        import_holds.set()
+        busy_seen.wait(timeout=60)
+        _read_marker(proc, "imported", timeout=60)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        import_holds.set()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for t in threads:
+            t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert not [e for e in errors if isinstance(e, ReviewConflict)], [str(e) for e in errors]
+    assert errors == []
+
+    after = open_store(db, linger=0)
+    reviews = after.reviews("ds")
+    saved_ids = [sid for got in saves.values() for sid, _v in got]
+    assert all(v == 1 for got in saves.values() for _sid, v in got)  # every save is version 1, once
+    assert len(saved_ids) == len(set(saved_ids)) == n_rev * per
+    assert sorted(reviews["sample_id"].to_list()) == sorted(saved_ids) and set(reviews["version"]) == {1}
+    assert dict(zip(reviews["sample_id"], reviews["reviewer"])) == {
+        sid: name for name, got in saves.items() for sid, _v in got}
+    assert after.audit_log(dataset="ds", action="review.save").height == n_rev * per
+    # No claim left held and hidden: each reviewer holds exactly the entry its desk shows next.
+    for name in saves:
+        held = held_claims(after, name)["sample_id"].to_list()
+        assert held == ([current[name]] if current[name] else []), (name, held, current[name])
+    assert after.table_counts()["samples"] == 40 + 20_000  # the import landed whole
+    after.close()

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+from datetime import datetime
 
+import polars as pl
 import pytest
+from thread_helpers import race, run_threads
 
 from core.ingest import import_file
-from core.review import ReviewConflict, ReviewError, current_label, sample_version, save_review, undo_review
-from thread_helpers import race, run_threads
+from core.review import (
+    ReviewConflict,
+    ReviewError,
+    current_label,
+    excluded_samples,
+    exclusion_sources,
+    include_again,
+    review_item,
+    sample_version,
+    save_review,
+    undo_review,
+    undo_save,
+)
 
 LABELS = ["cancel", "refund", "other"]
 
@@ -159,3 +174,112 @@ def test_skip_and_release(ds):
     assert ds.queue("d", status=["open", "claimed"]).height == 0
     with pytest.raises(ValueError):
         ds.set_queue_status(entry["entry_id"], "bogus", actor="rita")
+
+
+# ------------------------------------------------------------- a save that committed is never a conflict
+def test_a_retried_save_that_committed_returns_its_version_and_writes_nothing(ds):
+    """Issue 15, item 5: the desk saved, the store went busy before the next claim, the retry saved
+    the same label on the same base again. That save committed: success, not "changed by rita"."""
+    assert save_review(ds, "d", "s010", "refund", "rita", "first", 0) == 1
+    before = ds.table_counts()
+    assert save_review(ds, "d", "s010", "refund", "rita", "first", 0) == 1
+    assert ds.table_counts() == before  # no second review, no second audit row
+    # Someone else's save on top does not turn the committed save into a conflict either.
+    save_review(ds, "d", "s010", "other", "sam", None, 1)
+    assert save_review(ds, "d", "s010", "refund", "rita", "first", 0) == 1
+    assert ds.reviews("d", "s010")["new_label"].to_list() == ["refund", "other"]
+
+
+@pytest.mark.parametrize("reviewer, label, base, who", [
+    ("rita", "other", 0, "you (rita)"),   # the same reviewer, another label (a second tab): a real conflict
+    ("sam", "refund", 0, "rita"),         # the same label by someone else
+])
+def test_only_the_same_reviewer_label_and_base_count_as_the_committed_save(ds, reviewer, label, base, who):
+    save_review(ds, "d", "s011", "refund", "rita", None, 0)
+    with pytest.raises(ReviewConflict, match=re.escape(f"changed by {who}")):
+        save_review(ds, "d", "s011", label, reviewer, None, base)
+    assert ds.reviews("d", "s011").height == 1
+
+
+def test_the_same_save_racing_itself_on_eight_threads_is_one_review_and_eight_successes(ds):
+    results = race(lambda i: save_review(ds, "d", "s012", "other", "rita", None, 0), 8, ReviewConflict)
+    assert results == [1] * 8
+    assert ds.reviews("d", "s012").height == 1
+    assert ds.audit_log(dataset="d", sample_id="s012", action="review.save").height == 1
+
+
+def test_undo_is_of_the_version_seen_and_idempotent(ds):
+    save_review(ds, "d", "s013", "other", "rita", None, 0)  # cancel -> other
+    assert undo_review(ds, "d", "s013", "rita", 1) == 2
+    assert undo_review(ds, "d", "s013", "rita", 1) == 2  # a retry: the undo committed already
+    assert ds.reviews("d", "s013")["new_label"].to_list() == ["other", "cancel"]
+    with pytest.raises(ReviewError, match="no review version 0"):
+        undo_review(ds, "d", "s014", "rita", 0)
+
+
+def test_undo_save_restores_and_claims_the_entry_again(ds):
+    from core.queue import claim_next, held_claims, skip_entry
+
+    ds.enqueue("d", ["s015", "tie"], "manual", "lead", priority=[2, 1])
+    entry = claim_next(ds, "d", "rita")
+    v = save_review(ds, "d", "s015", "refund", "rita", None, 0)
+    nxt = claim_next(ds, "d", "rita")
+    assert nxt["sample_id"] == "tie"
+    out = undo_save(ds, "d", "s015", "rita", v, entry["entry_id"])
+    assert out["version"] == 2 and out["entry"]["status"] == "claimed" and out["entry"]["claimed_by"] == "rita"
+    assert current_label(ds, "d", "s015") == ("cancel", "review")
+    assert set(held_claims(ds, "rita")["sample_id"]) == {"s015", "tie"}  # both shown by the desk, one by one
+    # A tie had no label before: undo only gives the entry back for a new label.
+    v_tie = save_review(ds, "d", "tie", "other", "rita", None, 0)
+    out = undo_save(ds, "d", "tie", "rita", v_tie, nxt["entry_id"])
+    assert out["version"] is None and out["entry"]["status"] == "claimed"
+    assert ds.reviews("d", "tie").height == 1
+    # Changed by someone else since: a conflict, and nothing is claimed again.
+    save_review(ds, "d", "tie", "cancel", "sam", None, 1)
+    skip_entry(ds, nxt["entry_id"], "rita")
+    with pytest.raises(ReviewConflict, match="sam"):
+        undo_save(ds, "d", "tie", "rita", v_tie, nxt["entry_id"])
+    assert ds.queue("d").filter(pl.col("sample_id") == "tie")["status"].to_list() == ["skipped"]
+    assert ds.audit_log(dataset="d", action="queue.reopen").height == 2
+
+
+def test_review_item_reads_version_and_current_label(ds):
+    ds.enqueue("d", ["s016"], "label_issue", "lead", priority=0.5)
+    save_review(ds, "d", "s016", "other", "rita", None, 0)
+    ds.enqueue("d", ["s016"], "label_issue", "lead", priority=0.5)
+    from core.queue import claim_next
+
+    item = review_item(ds, "d", claim_next(ds, "d", "sam"))
+    assert {k: item[k] for k in ("dataset", "sample_id", "reason", "priority", "base_version", "gold",
+                                 "gold_source")} == {"dataset": "d", "sample_id": "s016", "reason": "label_issue",
+                                                     "priority": 0.5, "base_version": 1, "gold": "other",
+                                                     "gold_source": "review"}
+
+
+# ------------------------------------------------------------------------------ exclusions undone
+def test_excluded_samples_list_and_include_again(ds):
+    assert excluded_samples(ds, "d").height == 0
+    ds.set_excluded("d", ["s020", "s021"], True, "lead", reason="data quality: duplicates")
+    ex = excluded_samples(ds, "d")
+    assert ex["sample_id"].to_list() == ["s020", "s021"]
+    assert ex["preview"][0].startswith("请取消订单 20")
+    assert set(ex["excluded_by"]) == {"lead"} and set(ex["reason"]) == {"data quality: duplicates"}
+    assert include_again(ds, "d", ["s020"], "lead", "not a duplicate") == 1
+    assert excluded_samples(ds, "d")["sample_id"].to_list() == ["s021"]
+    audit = ds.audit_log(dataset="d", action="sample.include").row(0, named=True)
+    assert audit["actor"] == "lead" and json.loads(audit["detail"])["reason"] == "not a duplicate"
+    assert include_again(ds, "d", ["s020"], "lead") == 0  # already included
+
+
+def test_exclusion_sources_takes_the_latest_exclusion_of_each_sample():
+    audit = pl.DataFrame({
+        "logged_at": [datetime(2025, 5, 2), datetime(2025, 5, 1), datetime(2025, 4, 1)],
+        "actor": ["lee", "kim", "kim"],
+        "action": ["sample.exclude", "sample.exclude", "sample.include"],
+        "detail": [json.dumps({"sample_ids": ["a"], "reason": "pii"}),
+                   json.dumps({"sample_ids": ["a", "b"], "reason": "dup"}), None],
+    })
+    assert exclusion_sources(audit, ["a", "b", "c"]) == {
+        "a": {"excluded_by": "lee", "excluded_at": datetime(2025, 5, 2), "reason": "pii"},
+        "b": {"excluded_by": "kim", "excluded_at": datetime(2025, 5, 1), "reason": "dup"},
+    }

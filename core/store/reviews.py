@@ -46,12 +46,41 @@ class Reviews(Database):
             return None
         return dict(zip(("version", "reviewer", "old_label", "new_label", "reason", "created_at"), row))
 
+    def review_version(self, dataset: str, sample_id: str, version: int) -> dict[str, Any] | None:
+        """One version of a sample's review (version, base_version, reviewer, old_label, new_label,
+        reason, created_at), or None. A save that committed is found here by its version."""
+        with self.cursor() as cur:
+            row = _first(cur.execute(
+                """SELECT version, base_version, reviewer, old_label, new_label, reason, created_at FROM reviews
+                   WHERE dataset = ? AND sample_id = ? AND version = ?""",
+                [dataset, sample_id, int(version)]))
+        if row is None:
+            return None
+        return dict(zip(("version", "base_version", "reviewer", "old_label", "new_label", "reason", "created_at"),
+                        row))
+
+    def review_versions(self, dataset: str, wanted: pl.DataFrame) -> pl.DataFrame:
+        """The reviews at the given (sample_id, version) pairs of ``wanted``: sample_id, version,
+        base_version, reviewer, new_label (pairs without a review are absent)."""
+        pairs = wanted.select(pl.col("sample_id").cast(pl.Utf8), pl.col("version").cast(pl.Int32))
+        with self.cursor() as cur:
+            cur.register("_rv_pairs", pairs.to_arrow())
+            try:
+                return _frame(cur,
+                              """SELECT r.sample_id, r.version, r.base_version, r.reviewer, r.new_label
+                                 FROM reviews r JOIN _rv_pairs p ON p.sample_id = r.sample_id AND p.version = r.version
+                                 WHERE r.dataset = ? ORDER BY r.sample_id""",
+                              [dataset])
+            finally:
+                cur.unregister("_rv_pairs")
+
     def sample_review_state(self, dataset: str, sample_ids: Sequence[str] | None = None,
-                            with_text: bool = False) -> pl.DataFrame:
+                            with_text: bool = False, excluded_only: bool = False) -> pl.DataFrame:
         """Per sample: sample_id, excluded, version (0 before any review), review_label, reviewer and
         reviewed_at of its latest review, and the text fields (null unless ``with_text``).
 
-        Every sample of ``dataset``, or only ``sample_ids`` (ids not in the dataset are absent).
+        Every sample of ``dataset``, or only ``sample_ids`` (ids not in the dataset are absent);
+        ``excluded_only`` keeps the samples excluded from export.
         """
         sql = """SELECT s.sample_id, s.excluded, coalesce(r.version, 0) AS version, r.new_label AS review_label,
                         r.reviewer, r.created_at AS reviewed_at,
@@ -61,8 +90,8 @@ class Reviews(Database):
                  LEFT JOIN (SELECT sample_id, version, new_label, reviewer, created_at FROM reviews WHERE dataset = ?
                             QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY version DESC) = 1) r
                         ON r.sample_id = s.sample_id
-                 WHERE s.dataset = ?"""
-        params = [bool(with_text)] * 4 + [dataset, dataset]
+                 WHERE s.dataset = ? AND (NOT ? OR s.excluded)"""
+        params = [bool(with_text)] * 4 + [dataset, dataset, bool(excluded_only)]
         with self.cursor() as cur:
             if sample_ids is None:
                 return _frame(cur, sql + " ORDER BY s.sample_id", params)

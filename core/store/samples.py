@@ -27,12 +27,37 @@ class Samples(Database):
         )
 
     def sample(self, dataset: str, sample_id: str) -> dict[str, Any] | None:
+        """One sample: its text fields, batch, round, meta, excluded, and its record's shape and the
+        record as imported (JSON text; both null for samples imported as plain text fields)."""
         df = self.query_df(
-            """SELECT sample_id, instruction, input, output, text, batch, round, content_hash, meta, excluded
+            """SELECT sample_id, instruction, input, output, text, batch, round, content_hash, meta, excluded,
+                      shape, record
                FROM samples WHERE dataset = ? AND sample_id = ?""",
             [dataset, sample_id],
         )
         return df.row(0, named=True) if df.height else None
+
+    def sample_records(self, dataset: str, include_excluded: bool = True) -> pl.DataFrame:
+        """``sample_id, shape, record`` (the record as JSON text, null when none was kept) of a dataset,
+        by sample_id: what an export in the records' own shape reads."""
+        return self.query_df(
+            """SELECT sample_id, shape, CAST(record AS VARCHAR) AS record FROM samples
+               WHERE dataset = ? AND (? OR NOT excluded) ORDER BY sample_id""",
+            [dataset, include_excluded],
+        )
+
+    def dataset_summaries(self) -> pl.DataFrame:
+        """Per dataset (by name): ``name, samples, annotations, annotators, predictions, labels`` (the
+        ordered label set), for ``python -m core datasets --json``."""
+        return self.query_df(
+            """SELECT d.name,
+                      (SELECT count(*) FROM samples s WHERE s.dataset = d.name) AS samples,
+                      (SELECT count(*) FROM annotations a WHERE a.dataset = d.name) AS annotations,
+                      (SELECT count(DISTINCT annotator) FROM annotations a WHERE a.dataset = d.name) AS annotators,
+                      (SELECT count(*) FROM predictions p WHERE p.dataset = d.name) AS predictions,
+                      d.labels
+               FROM datasets d ORDER BY d.name"""
+        )
 
     def has_sample(self, dataset: str, sample_id: str) -> bool:
         return self._scalar("SELECT count(*) FROM samples WHERE dataset = ? AND sample_id = ?", [dataset, sample_id]) > 0
