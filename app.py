@@ -1,16 +1,31 @@
 """Entry point: page config, login, navigation (before any slow work), demo data, dataset picker."""
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
-from core.auth import AuthConfigError, authenticate, load_users
+from core.auth import LOGIN_THROTTLE, AuthConfigError, authenticate, load_users
+from core.sessions import session_secret
 from ui.errors import show_error
 from ui.format import md_escape
-from ui.navigation import DEFAULT_PAGE, pages_for
-from ui.session import current_role, get_store
+from ui.navigation import DEFAULT_PAGE, PAGES, pages_for
+from ui.session import (
+    audit_login_lockout,
+    current_role,
+    draw_session_cookie,
+    end_session,
+    get_store,
+    session_user,
+    start_session,
+)
 
 st.set_page_config(page_title="Annotation quality", page_icon=":material/fact_check:", layout="wide")
+
+
+def _url_path(spec) -> str:
+    """A page's URL path (``/review``): set explicitly, so the login form can stand in for it."""
+    return Path(spec.path).stem
 
 
 def _stop_with(page_fn) -> None:
@@ -23,6 +38,8 @@ def _stop_with(page_fn) -> None:
 # -- identity: a login form when users are configured, else a single local lead ---------------
 try:
     _users = load_users()
+    if _users:
+        session_secret()  # a QUALITY_SECRET that is too short stops here, with the reason
 except AuthConfigError as _exc:
     _config_error = str(_exc)
 
@@ -33,45 +50,65 @@ except AuthConfigError as _exc:
     _stop_with(users_file_error)
 
 if _users:
-    _name = st.session_state.get("auth_user")
-    if _name is not None and _name not in _users:  # removed from the users file: log out
-        for _key in ("auth_user", "auth_role"):
-            st.session_state.pop(_key, None)
-        _name = None
+    _user = session_user(_users)  # this session's user, or one restored from a valid session cookie
+    _name = _user.name if _user is not None else None
     if _name is None:
+        # The login form stands in for every page, at the page's own URL: a deep link such as
+        # /review shows the form (no "Page not found"), and after login the same URL opens the
+        # real page (a page's identity is its URL path).
+        _requested = {}
+
         def log_in() -> None:
             st.title("Annotation quality")
+            notice = st.session_state.pop("auth_notice", None)
+            if notice:
+                st.info(notice)
             with st.form("login"):
                 st.subheader("Log in")
                 name = st.text_input("User name", key="login_name", autocomplete="username")
                 password = st.text_input("Password", type="password", key="login_password",
                                          autocomplete="current-password")
                 submitted = st.form_submit_button("Log in", type="primary", icon=":material/login:")
+            draw_session_cookie()  # clears a refused cookie, or the cookie after a logout
             if submitted:
-                user = authenticate(name, password, _users)
+                user = authenticate(name, password, _users, on_lockout=audit_login_lockout)
                 if user is None:
-                    st.error("Wrong user name or password.")
-                else:
-                    st.session_state["auth_user"] = user.name
-                    st.session_state["auth_role"] = user.role
-                    st.rerun()
+                    if LOGIN_THROTTLE.is_locked((name or "").strip()):
+                        st.error("Too many failed logins for this name: try again in a minute.")
+                    else:
+                        st.error("Wrong user name or password.")
+                    return
+                start_session(user)
+                spec = _requested.get("spec")
+                if spec is not None and user.role not in spec.roles:
+                    st.switch_page(_requested["default"])  # a page this role cannot open: the default
+                st.rerun()  # the same URL, now the real page
 
-        _stop_with(log_in)
-    st.session_state["auth_role"] = _users[_name].role  # role changes in the file apply at once
+        _stand_ins = {}
+        for _spec in PAGES:
+            _stand_ins[_url_path(_spec)] = (_spec, st.Page(log_in, title=_spec.title, url_path=_url_path(_spec),
+                                                          default=_spec.path == DEFAULT_PAGE))
+        _requested["default"] = next(p for s, p in _stand_ins.values() if s.path == DEFAULT_PAGE)
+        _page = st.navigation([p for _s, p in _stand_ins.values()], position="hidden")
+        _requested["spec"] = _stand_ins.get(_page.url_path, (None,))[0]
+        _page.run()
+        st.stop()
 
 # -- navigation first: the menu never shows raw file names, whatever runs slowly afterwards ----
 _sections: dict[str, list] = {}
 for _spec in pages_for(current_role()):
     _sections.setdefault(_spec.section, []).append(
-        st.Page(_spec.path, title=_spec.title, icon=_spec.icon, default=_spec.path == DEFAULT_PAGE))
+        st.Page(_spec.path, title=_spec.title, icon=_spec.icon, url_path=_url_path(_spec),
+                default=_spec.path == DEFAULT_PAGE))
 page = st.navigation(_sections)
 
 with st.sidebar:
     if _users:
         st.markdown(f"Signed in as **{md_escape(_name)}** ({_users[_name].role})")
         if st.button("Log out", icon=":material/logout:", key="logout"):
-            st.session_state.clear()
+            end_session()
             st.rerun()
+        draw_session_cookie()  # keeps the browser's session cookie (reloads, deep links, new tabs)
     else:
         # No users configured: one local lead (the server is bound to 127.0.0.1), asked once per
         # session for the name recorded in the audit trail. "user_name" is a plain session key (a

@@ -7,9 +7,13 @@ the environment variable ``QUALITY_USERS_FILE``::
     role = "lead"            # lead | reviewer | stakeholder
     password_hash = "scrypt$16384$8$1$<salt, base64>$<hash, base64>"
 
-Passwords are stored only as salted ``hashlib.scrypt`` hashes (``python -m core.auth add-user``
-writes them). With NO users configured the app runs as a single local lead: every actor is a
-``lead``. With users configured an actor's role is the configured one; a name that is not a
+An optional top-level ``secret = "..."`` (at least 32 characters) signs the session cookies
+(:mod:`core.sessions`; ``$QUALITY_SECRET`` takes precedence). Passwords are stored only as salted
+``hashlib.scrypt`` hashes (``python -m core.auth add-user`` writes them). :func:`authenticate`
+throttles guessing: five failed logins in a row lock a name for a minute.
+
+With NO users configured the app runs as a single local lead: every actor is a ``lead``. With
+users configured an actor's role is the configured one; a name that is not a
 configured user has no role and may not write. System actors (``cli``, ``demo-loader`` and names
 starting with ``system:``) may always write: they run with file-system access to the store.
 
@@ -29,7 +33,10 @@ import os
 import re
 import secrets
 import sys
+import threading
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,9 @@ SYSTEM_PREFIX = "system:"
 DEFAULT_USERS_FILE = Path(".streamlit") / "secrets.toml"
 USERS_FILE_ENV = "QUALITY_USERS_FILE"
 MIN_PASSWORD_LENGTH = 8
+MIN_SECRET_LENGTH = 32          # characters of a configured session secret
+LOCKOUT_FAILURES = 5            # failed logins in a row that lock a name ...
+LOCKOUT_SECONDS = 60.0          # ... for this long, even with the right password
 
 # scrypt cost: n=2**14, r=8 takes 16 MiB and ~50 ms per hash: cheap for a login, slow to guess.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SALT_BYTES, KEY_BYTES = 2 ** 14, 8, 1, 16, 32
@@ -194,7 +204,53 @@ def parse_users(data: dict[str, Any], source: str = "users file") -> dict[str, U
     return users
 
 
-_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, User]]] = {}
+def parse_secret(data: dict[str, Any], source: str = "users file") -> str | None:
+    """The top-level ``secret`` of a parsed users file (session cookie key), or None if absent."""
+    secret = data.get("secret")
+    if secret is None:
+        return None
+    if not isinstance(secret, str) or len(secret.strip()) < MIN_SECRET_LENGTH:
+        raise AuthConfigError(f"{source}: 'secret' must be a string of at least {MIN_SECRET_LENGTH} characters "
+                              "(make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+    return secret.strip()
+
+
+@dataclass(frozen=True)
+class _UsersFile:
+    users: dict[str, User]
+    secret: str | None
+
+
+_CACHE: dict[str, tuple[tuple[int, int, int], _UsersFile]] = {}
+
+
+def _read_users_file(path: str | os.PathLike[str] | None) -> _UsersFile:
+    """The users and the session secret of the users file (see :func:`load_users`)."""
+    explicit = path is not None or bool(os.environ.get(USERS_FILE_ENV, "").strip())
+    p = Path(path) if path is not None else users_file()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if explicit:
+            raise AuthConfigError(f"users file {p} does not exist (set by "
+                                  f"{'the caller' if path is not None else USERS_FILE_ENV})") from None
+        return _UsersFile({}, None)
+    except OSError as exc:
+        raise AuthConfigError(f"cannot read users file {p}: {exc}") from None
+    key = str(p.resolve())
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise AuthConfigError(f"users file {p} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthConfigError(f"cannot read users file {p}: {exc}") from None
+    parsed = _UsersFile(parse_users(data, str(p)), parse_secret(data, str(p)))
+    _CACHE[key] = (stamp, parsed)
+    return parsed
 
 
 def load_users(path: str | os.PathLike[str] | None = None) -> dict[str, User]:
@@ -205,40 +261,124 @@ def load_users(path: str | os.PathLike[str] | None = None) -> dict[str, User]:
     silently turns every visitor into a lead. Raises :class:`AuthConfigError` with the file
     and the problem. Parsed once per file version (path, mtime, size).
     """
-    explicit = path is not None or bool(os.environ.get(USERS_FILE_ENV, "").strip())
-    p = Path(path) if path is not None else users_file()
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        if explicit:
-            raise AuthConfigError(f"users file {p} does not exist (set by "
-                                  f"{'the caller' if path is not None else USERS_FILE_ENV})") from None
-        return {}
-    except OSError as exc:
-        raise AuthConfigError(f"cannot read users file {p}: {exc}") from None
-    key = str(p.resolve())
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] == stamp:
-        return dict(hit[1])
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise AuthConfigError(f"users file {p} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuthConfigError(f"cannot read users file {p}: {exc}") from None
-    users = parse_users(data, str(p))
-    _CACHE[key] = (stamp, users)
-    return dict(users)
+    return dict(_read_users_file(path).users)
 
 
-def authenticate(name: str, password: str, users: dict[str, User]) -> User | None:
-    """The user if ``name`` and ``password`` match a configured user, else None."""
-    user = users.get((name or "").strip())
-    if user is None:
+def load_secret(path: str | os.PathLike[str] | None = None) -> str | None:
+    """The users file's top-level ``secret`` (the session cookie key), or None if it has none."""
+    return _read_users_file(path).secret
+
+
+# ---------------------------------------------------------------------------------------------
+# Login and its throttle
+# ---------------------------------------------------------------------------------------------
+class LoginThrottle:
+    """Failed logins in a row per name: after ``max_failures`` the name is refused for ``lockout_seconds``.
+
+    In-process state shared by every session of the server (one lock guards it). Names that are
+    not users are counted too, so a lockout says nothing about which names exist. Each attempt
+    is counted as a failure when it starts and forgiven when it succeeds, so parallel guesses
+    cannot slip past the limit while the password hashes are being checked. ``clock`` returns
+    seconds (monotonic); tests pass a fake one.
+    """
+
+    def __init__(self, max_failures: int = LOCKOUT_FAILURES, lockout_seconds: float = LOCKOUT_SECONDS,
+                 clock: Callable[[], float] = time.monotonic, max_names: int = 10_000) -> None:
+        if max_failures < 1 or lockout_seconds <= 0:
+            raise ValueError("max_failures must be >= 1 and lockout_seconds > 0")
+        self.max_failures, self.lockout_seconds, self.clock = max_failures, lockout_seconds, clock
+        self._max_names = max_names
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._locked_until: dict[str, float] = {}
+
+    def _expire(self, name: str, now: float) -> None:
+        until = self._locked_until.get(name)
+        if until is not None and until <= now:  # the lockout is over: a fresh count
+            del self._locked_until[name]
+            self._failures.pop(name, None)
+
+    def is_locked(self, name: str) -> bool:
+        """Whether ``name`` is refused right now."""
+        with self._lock:
+            self._expire(name, self.clock())
+            return name in self._locked_until or self._failures.get(name, 0) >= self.max_failures
+
+    def begin(self, name: str) -> bool:
+        """Start an attempt for ``name``: False if the name is locked (or its last allowed attempts are
+        still running), else True, with the attempt counted as a failure until :meth:`end` says otherwise."""
+        with self._lock:
+            self._expire(name, self.clock())
+            if name in self._locked_until or self._failures.get(name, 0) >= self.max_failures:
+                return False
+            if name not in self._failures and len(self._failures) >= self._max_names:
+                self._forget_one()
+            self._failures[name] = self._failures.get(name, 0) + 1
+            return True
+
+    def end(self, name: str, ok: bool) -> bool:
+        """Finish an attempt begun with :meth:`begin`; True if this failure started a lockout."""
+        with self._lock:
+            if ok:
+                self._failures.pop(name, None)
+                self._locked_until.pop(name, None)
+                return False
+            if self._failures.get(name, 0) >= self.max_failures and name not in self._locked_until:
+                self._locked_until[name] = self.clock() + self.lockout_seconds
+                return True
+            return False
+
+    def _forget_one(self) -> None:
+        """Drop the oldest name that is not locked (bounded memory under a flood of names)."""
+        for name in self._failures:
+            if name not in self._locked_until:
+                del self._failures[name]
+                return
+        oldest = next(iter(self._failures))
+        del self._failures[oldest]
+        self._locked_until.pop(oldest, None)
+
+
+#: The server's throttle (module state: every Streamlit session runs in this process).
+LOGIN_THROTTLE = LoginThrottle()
+
+
+def authenticate(name: str, password: str, users: dict[str, User], *,
+                 on_lockout: Callable[[str], None] | None = None,
+                 throttle: LoginThrottle | None = None) -> User | None:
+    """The user if ``name`` and ``password`` match a configured user, else None.
+
+    Throttled (:class:`LoginThrottle`, default :data:`LOGIN_THROTTLE`): after
+    :data:`LOCKOUT_FAILURES` failures in a row a name is refused for :data:`LOCKOUT_SECONDS`, even
+    with the right password; a success resets the count. Every attempt costs one scrypt check,
+    whether the name exists, the password is right or the name is locked, so timing tells
+    nothing. ``on_lockout(name)`` is called once when a lockout starts (the app audits it).
+    """
+    throttle = LOGIN_THROTTLE if throttle is None else throttle
+    key = (name or "").strip()
+    if not throttle.begin(key):
         verify_password(password or "", _dummy_hash())  # same cost as a real check
         return None
-    return user if verify_password(password or "", user.password_hash) else None
+    user = users.get(key)
+    if user is None:
+        verify_password(password or "", _dummy_hash())
+        ok = False
+    else:
+        ok = verify_password(password or "", user.password_hash)
+    if throttle.end(key, ok) and on_lockout is not None:
+        on_lockout(key)
+    return user if ok else None
+
+
+LOCKOUT_ACTOR = "system:auth"
+LOCKOUT_ACTION = "auth.lockout"
+
+
+def audit_lockout(store: Any, name: str) -> None:
+    """Write one audit row for a login lockout of ``name`` (``store``: anything with ``audit``,
+    e.g. :class:`core.store.Store`; the row is written by the system actor ``system:auth``)."""
+    store.audit(LOCKOUT_ACTOR, LOCKOUT_ACTION, new_value=name[:64],
+                detail={"name": name[:64], "failures": LOCKOUT_FAILURES, "locked_seconds": LOCKOUT_SECONDS})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,14 +527,30 @@ def save_user(name: str, role: str, password: str, path: str | os.PathLike[str] 
     return p
 
 
+def _has_terminal() -> bool:
+    """Whether getpass can prompt (it reads the controlling terminal, /dev/tty)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return sys.stdin is not None and sys.stdin.isatty()
+    os.close(fd)
+    return True
+
+
 def _ask_password(stdin: bool) -> str:
     if stdin:
         pw = sys.stdin.readline().rstrip("\r\n")
         if not pw:
             raise AuthConfigError("no password on standard input")
         return pw
-    first = getpass.getpass("Password: ")
-    second = getpass.getpass("Repeat password: ")
+    if not _has_terminal():
+        raise AuthConfigError("no terminal to ask for the password; pipe it in with --password-stdin, "
+                              "e.g. echo PASSWORD | python -m core.auth add-user NAME --role ROLE --password-stdin")
+    try:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Repeat password: ")
+    except EOFError:
+        raise AuthConfigError("no password given (end of input)") from None
     if first != second:
         raise AuthConfigError("the passwords do not match")
     if not first:

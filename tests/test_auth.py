@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tomllib
 
 import polars as pl
@@ -163,6 +164,12 @@ def test_changes_to_the_file_are_picked_up(tmp_path):
 
 
 # -- authentication and roles -----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle(monkeypatch):
+    """Each test starts with nobody locked out (the server's throttle is process state)."""
+    monkeypatch.setattr(auth, "LOGIN_THROTTLE", auth.LoginThrottle())
+
+
 def test_authenticate(team):
     users = load_users()
     assert authenticate("rita", "pw-rita-123", users) == users["rita"]
@@ -219,6 +226,7 @@ def test_cli_add_user_prompts_twice_and_keeps_other_entries(tmp_path, monkeypatc
     path.write_text('# my secrets\napi_key = "k"\n\n[users.sam]\nrole = "stakeholder"\n'
                     f'password_hash = "{hash_password("sam-password")}"\n\n[other]\nx = 1\n', encoding="utf-8")
     answers = iter(["rita-password", "rita-password"])
+    monkeypatch.setattr(auth, "_has_terminal", lambda: True)
     monkeypatch.setattr(auth.getpass, "getpass", lambda prompt="": next(answers))
     assert auth.main(["add-user", 'rita "the reviewer"', "--role", "reviewer", "--file", str(path)]) == 0
     assert "saved user" in capsys.readouterr().out
@@ -245,6 +253,7 @@ def test_cli_add_user_prompts_twice_and_keeps_other_entries(tmp_path, monkeypatc
 def test_cli_add_user_refuses_mismatch_short_and_reserved(tmp_path, monkeypatch, capsys):
     path = tmp_path / "u.toml"
     answers = iter(["first-password", "other-password"])
+    monkeypatch.setattr(auth, "_has_terminal", lambda: True)
     monkeypatch.setattr(auth.getpass, "getpass", lambda prompt="": next(answers))
     assert auth.main(["add-user", "rita", "--role", "reviewer", "--file", str(path)]) == 2
     assert "do not match" in capsys.readouterr().err
@@ -269,6 +278,33 @@ def test_cli_uses_env_file_password_stdin_hash_and_list(tmp_path, monkeypatch, c
     assert auth.main(["hash", "--password-stdin"]) == 0
     printed = capsys.readouterr().out.strip()
     assert verify_password("hash-me-please", printed)
+
+
+def test_cli_add_user_without_a_terminal_says_to_use_password_stdin(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "u.toml"
+    monkeypatch.setattr(auth, "_has_terminal", lambda: False)
+    monkeypatch.setattr(auth.getpass, "getpass", lambda prompt="": pytest.fail("must not prompt"))
+    assert auth.main(["add-user", "rita", "--role", "reviewer", "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: no terminal") and "--password-stdin" in err
+    assert not path.exists()
+
+
+def test_cli_add_user_in_a_real_process_without_a_terminal(tmp_path):
+    """As in a script or CI job: no controlling terminal, so no prompt and no traceback."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "u.toml"
+    base = [sys.executable, "-m", "core.auth", "add-user", "rita", "--role", "reviewer", "--file", str(path)]
+    kw = dict(cwd=auth.Path(auth.__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
+              start_new_session=True)  # a new session has no controlling terminal (/dev/tty)
+    bare = subprocess.run(base, stdin=subprocess.DEVNULL, **kw)
+    assert bare.returncode == 2, bare
+    assert bare.stderr.count("\n") == 1 and "--password-stdin" in bare.stderr and "Traceback" not in bare.stderr
+    piped = subprocess.run([*base, "--password-stdin"], input="rita-password-1\n", **kw)
+    assert piped.returncode == 0, piped
+    assert authenticate("rita", "rita-password-1", load_users(path), throttle=auth.LoginThrottle())
 
 
 def test_upsert_refuses_an_unusual_layout_instead_of_corrupting(tmp_path):
@@ -390,3 +426,254 @@ def test_the_queue_module_and_quality_actions_are_refused_too(filled):
     with pytest.raises(PermissionDenied):
         q.set_confidence_threshold(filled, "d", 0.5, "sam")
     assert_unchanged(before, snapshot(filled))
+
+
+# -- login throttling -------------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def test_five_failures_lock_the_name_for_a_minute_even_with_the_right_password(team, clock):
+    users = load_users()
+    throttle = auth.LoginThrottle(clock=clock)
+    locked: list[str] = []
+    for attempt in range(5):
+        assert authenticate("rita", f"wrong-{attempt}", users, throttle=throttle, on_lockout=locked.append) is None
+        assert locked == ([] if attempt < 4 else ["rita"])
+    assert throttle.is_locked("rita")
+    assert authenticate("rita", "pw-rita-123", users, throttle=throttle, on_lockout=locked.append) is None
+    clock.now += 59.9
+    assert authenticate("rita", "pw-rita-123", users, throttle=throttle) is None
+    assert locked == ["rita"]  # reported once, when the lockout starts
+    # other names are not affected
+    assert authenticate("alice", "pw-alice-123", users, throttle=throttle) == users["alice"]
+    clock.now += 0.2
+    assert not throttle.is_locked("rita")
+    assert authenticate("rita", "pw-rita-123", users, throttle=throttle) == users["rita"]
+
+
+def test_a_success_resets_the_count_and_a_lockout_ends_with_a_fresh_count(team, clock):
+    users = load_users()
+    throttle = auth.LoginThrottle(clock=clock)
+    for _round in range(3):  # 4 failures then a success, three times: never locked
+        for _ in range(4):
+            assert authenticate("rita", "wrong", users, throttle=throttle) is None
+        assert authenticate("rita", "pw-rita-123", users, throttle=throttle) == users["rita"]
+    for _ in range(5):
+        authenticate("rita", "wrong", users, throttle=throttle)
+    clock.now += auth.LOCKOUT_SECONDS
+    for _ in range(4):  # after the lockout: five more tries before the next one
+        assert authenticate("rita", "wrong", users, throttle=throttle) is None
+    assert not throttle.is_locked("rita")
+    assert authenticate("rita", "pw-rita-123", users, throttle=throttle) == users["rita"]
+
+
+def test_unknown_names_lock_too_and_names_are_stripped(team, clock):
+    """A lockout must not tell which names exist; " rita " is rita."""
+    users = load_users()
+    throttle = auth.LoginThrottle(clock=clock)
+    for _ in range(5):
+        authenticate("mallory", "guess", users, throttle=throttle)
+        authenticate(" rita ", "guess", users, throttle=throttle)
+    assert throttle.is_locked("mallory") and throttle.is_locked("rita")
+
+
+def test_every_attempt_costs_one_password_check(team, clock, monkeypatch):
+    """Locked, unknown, wrong or right: one scrypt verification each (timing tells nothing)."""
+    users = load_users()
+    throttle = auth.LoginThrottle(clock=clock)
+    calls: list[str] = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda pw, stored: calls.append(stored) or real(pw, stored))
+    attempts = [("rita", "wrong")] * 5 + [("rita", "pw-rita-123"), ("nobody", "x"), ("alice", "pw-alice-123")]
+    for name, password in attempts:
+        authenticate(name, password, users, throttle=throttle)
+    assert len(calls) == len(attempts)
+    assert calls[5] == auth._dummy_hash()  # the locked attempt checks the dummy hash, not rita's
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(clock):
+    """Attempts are counted when they start, under the lock: 40 threads get exactly 5 tries."""
+    import threading
+
+    throttle = auth.LoginThrottle(clock=clock)
+    barrier = threading.Barrier(40)
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        allowed.append(throttle.begin("rita"))
+
+    threads = [threading.Thread(target=attempt) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(True) == 5
+    assert sum(throttle.end("rita", False) for _ in range(5)) == 1  # one lockout starts
+    assert throttle.is_locked("rita")
+
+
+def test_the_throttle_remembers_a_bounded_number_of_names(clock):
+    throttle = auth.LoginThrottle(clock=clock, max_names=3)
+    for name in ["a", "b", "c", "d", "e"]:
+        assert throttle.begin(name)
+        throttle.end(name, False)
+    assert len(throttle._failures) == 3
+
+
+def test_a_lockout_is_audited_by_system_auth(team, store, clock):
+    from functools import partial
+
+    users = load_users()
+    throttle = auth.LoginThrottle(clock=clock)
+    for _ in range(5):
+        authenticate("rita", "wrong", users, throttle=throttle, on_lockout=partial(auth.audit_lockout, store))
+    log = store.audit_log(action="auth.lockout")
+    assert log.height == 1
+    row = log.row(0, named=True)
+    assert row["actor"] == "system:auth" and row["new_value"] == "rita"
+    assert json.loads(row["detail"]) == {"name": "rita", "failures": 5, "locked_seconds": 60.0}
+    # a person cannot write such a row
+    with pytest.raises(PermissionDenied):
+        store.audit("alice", "auth.lockout", new_value="rita")
+
+
+# -- session tokens (core.sessions) -----------------------------------------------------------------
+SECRET = b"s" * 32
+NOW = 1_800_000_000.0
+
+
+def test_a_session_token_round_trips_and_is_cookie_safe(team):
+    from core import sessions
+
+    users = load_users()
+    token = sessions.sign(users["rita"], SECRET, NOW)
+    assert re.fullmatch(r"v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
+    assert sessions.verify(token, users, SECRET, NOW + 1) == users["rita"]
+    assert sessions.expiry(token) == int(NOW + sessions.SESSION_SECONDS)
+    assert "pw-rita" not in token and "scrypt" not in base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
+
+
+def test_a_session_token_expires(team):
+    from core import sessions
+
+    users = load_users()
+    token = sessions.sign(users["rita"], SECRET, NOW, lifetime=60)
+    assert sessions.verify(token, users, SECRET, NOW + 59) == users["rita"]
+    for later in (NOW + 60, NOW + 10 ** 6):
+        with pytest.raises(sessions.InvalidSession, match="expired"):
+            sessions.verify(token, users, SECRET, later)
+
+
+def _reencode(token: str, **changes) -> str:
+    version, payload, mac = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(changes)
+    new = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{version}.{new}.{mac}"
+
+
+@pytest.mark.parametrize("change", [{"r": "lead"}, {"exp": int(NOW) + 10 ** 8}, {"u": "alice"}])
+def test_a_tampered_session_token_is_refused(team, change):
+    from core import sessions
+
+    users = load_users()
+    token = sessions.sign(users["rita"], SECRET, NOW)
+    with pytest.raises(sessions.InvalidSession, match="bad signature"):
+        sessions.verify(_reencode(token, **change), users, SECRET, NOW)
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(sessions.InvalidSession, match="bad signature"):
+        sessions.verify(flipped, users, SECRET, NOW)
+
+
+@pytest.mark.parametrize("garbage", ["", "v1", "v1.a", "v2.a.b", "v1.!!!.???", "v1.e30.AAAA", "x" * 5000,
+                                     None, 42, "v1." + base64.urlsafe_b64encode(b'{"u": 1}').decode() + ".AA"])
+def test_garbage_is_not_a_session(team, garbage):
+    from core import sessions
+
+    with pytest.raises(sessions.InvalidSession):
+        sessions.verify(garbage, load_users(), SECRET, NOW)
+
+
+def test_a_token_signed_with_another_secret_is_refused(team):
+    from core import sessions
+
+    users = load_users()
+    forged = sessions.sign(auth.User("rita", "lead", users["rita"].password_hash), b"guessed-secret" * 3, NOW)
+    for token in (forged, sessions.sign(users["rita"], b"t" * 32, NOW)):
+        with pytest.raises(sessions.InvalidSession, match="bad signature"):
+            sessions.verify(token, users, SECRET, NOW)
+
+
+def test_removing_a_user_or_changing_role_or_password_ends_their_sessions(team, team_text):
+    from core import sessions
+
+    users = load_users()
+    token = sessions.sign(users["sam"], SECRET, NOW)
+    removed = {k: v for k, v in users.items() if k != "sam"}
+    with pytest.raises(sessions.InvalidSession, match="no longer configured"):
+        sessions.verify(token, removed, SECRET, NOW)
+    promoted = dict(users, sam=auth.User("sam", "lead", users["sam"].password_hash))
+    with pytest.raises(sessions.InvalidSession, match="role of 'sam' changed from stakeholder to lead"):
+        sessions.verify(token, promoted, SECRET, NOW)
+    new_password = dict(users, sam=auth.User("sam", "stakeholder", hash_password("a-new-password")))
+    with pytest.raises(sessions.InvalidSession, match="bad signature"):
+        sessions.verify(token, new_password, SECRET, NOW)
+    # and through the users file, as the app sees it
+    auth.save_user("sam", "reviewer", "sam-password-2", team)
+    with pytest.raises(sessions.InvalidSession):
+        sessions.verify(token, load_users(), SECRET, NOW)
+
+
+def test_the_session_secret_comes_from_env_then_users_file_then_the_process(tmp_path, monkeypatch, team_text):
+    from core import sessions
+
+    monkeypatch.delenv("QUALITY_SECRET", raising=False)
+    path = tmp_path / "users.toml"
+    path.write_text(team_text, encoding="utf-8")
+    monkeypatch.setenv("QUALITY_USERS_FILE", str(path))
+    fallback = sessions.session_secret()
+    assert fallback.source == "process" and not fallback.survives_restart
+    assert sessions.session_secret().key == fallback.key  # the same for the whole process
+
+    path.write_text(f'secret = "{"f" * 40}"\n' + team_text, encoding="utf-8")
+    assert sessions.session_secret() == sessions.SessionSecret(b"f" * 40, "users file")
+    assert load_users(path).keys() == {"alice", "rita", "sam"}
+
+    monkeypatch.setenv("QUALITY_SECRET", "e" * 32)
+    assert sessions.session_secret() == sessions.SessionSecret(b"e" * 32, "QUALITY_SECRET")
+    monkeypatch.setenv("QUALITY_SECRET", "short")
+    with pytest.raises(AuthConfigError, match="QUALITY_SECRET must have at least 32"):
+        sessions.session_secret()
+
+    monkeypatch.delenv("QUALITY_SECRET")
+    path.write_text('secret = "short"\n' + team_text, encoding="utf-8")
+    with pytest.raises(AuthConfigError, match="'secret' must be a string of at least 32"):
+        load_users(path)
+
+
+def test_a_revoked_token_is_remembered_until_it_expires(team):
+    from core import sessions
+
+    clock = FakeClock(NOW)
+    revoked = sessions.Revocations(clock=clock)
+    users = load_users()
+    token = sessions.sign(users["rita"], SECRET, NOW, lifetime=100)
+    other = sessions.sign(users["sam"], SECRET, NOW, lifetime=100)
+    revoked.revoke(token)
+    revoked.revoke("not a token")  # ignored
+    assert revoked.is_revoked(token) and not revoked.is_revoked(other)
+    clock.now += 100
+    assert not revoked.is_revoked(token)
+    revoked.revoke(other)
+    assert len(revoked._until) == 1  # the expired entry was dropped

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -21,7 +20,6 @@ ROOT, start_server, stop_server = _bc.ROOT, _bc.start_server, _bc.stop_server
 
 PASSWORDS = {"lead": "lead-password-1", "rita": "rita-password-1", "sam": "sam-password-1"}
 ROLES = {"lead": "lead", "rita": "reviewer", "sam": "stakeholder"}
-HAS_REVIEW_PAGES = (ROOT / "pages/review.py").exists() and (ROOT / "pages/audit.py").exists()
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +40,8 @@ def roles_server(tmp_path_factory):
 def log_in(page, url: str, name: str, path: str = "") -> None:
     page.goto(url + path)
     expect(page.get_by_label("User name", exact=True)).to_be_visible(timeout=120_000)
-    if path:  # an unknown page URL opens the login form under a "Page not found" dialog: close it
-        dialog = page.get_by_role("dialog", name="Page not found")
-        try:
-            dialog.wait_for(timeout=10_000)
-        except PlaywrightTimeoutError:
-            pass
-        else:
-            dialog.get_by_role("button", name="Close").click()
-            expect(dialog).to_have_count(0)
+    # a page URL shows the login form at that URL, with no "Page not found" dialog over it
+    expect(page.get_by_role("dialog")).to_have_count(0)
     page.get_by_label("User name", exact=True).fill(name)
     page.get_by_label("Password", exact=True).fill(PASSWORDS[name])
     page.get_by_role("button", name="Log in").click()
@@ -77,7 +68,7 @@ def test_a_page_url_before_any_login_shows_only_the_login_form(roles_server, pag
 
 def test_stakeholder_finds_no_way_to_write(roles_server, page):
     url, _db = roles_server
-    # Logging in on a write page's URL does not open it: the default page opens instead.
+    # Logging in on the URL of a page the role may not open: the default page opens instead.
     log_in(page, url, "sam", "/import_data")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_role("heading", name="Import")).to_have_count(0)
@@ -99,7 +90,6 @@ def test_stakeholder_finds_no_way_to_write(roles_server, page):
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
 
 
-@pytest.mark.skipif(not HAS_REVIEW_PAGES, reason="pages/review.py and pages/audit.py are not there yet")
 def test_reviewer_corrects_a_flagged_sample_and_finds_it_in_the_audit(roles_server, page):
     from core.demo import DEMO_DATASET, DEMO_LABELS
     from core.review import current_label
@@ -158,3 +148,75 @@ def test_reviewer_corrects_a_flagged_sample_and_finds_it_in_the_audit(roles_serv
     # The tables are canvas grids: their cells exist in the DOM for accessibility, hidden.
     expect(page.get_by_text("browser test correction").first).to_be_attached()
     expect(page.get_by_text("review.save").first).to_be_attached()
+
+
+def test_reviewer_sees_no_lead_control_and_core_refuses_lead_actions(roles_server, page, monkeypatch):
+    import polars as pl
+
+    from core import quality_report, queue
+    from core.demo import DEMO_DATASET
+    from core.ingest import import_file
+    from core.roles import PermissionDenied
+    from core.store import open_store
+
+    url, db = roles_server
+    # A deep link to a lead's page: after login the reviewer lands on the default page.
+    log_in(page, url, "rita", "/import_data")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_role("link", name="Import")).to_have_count(0)
+    expect(page.locator("input[type=file]")).to_have_count(0)
+
+    nav.get_by_role("link", name="Review").click()
+    expect(page.get_by_role("heading", name="Review")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Claim next")).to_be_visible(timeout=60_000)  # reviewer work stays
+    expect(page.get_by_text("Fill the queue (team leads)")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Queue low-confidence|Queue disagreements"))).to_have_count(0)
+    page.screenshot(path="/tmp/roles_reviewer_review.png")
+
+    nav.get_by_role("link", name="Data quality").click()
+    expect(page.get_by_role("heading", name="Data quality")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Your role is read-only here: sending to the review queue and excluding from export "
+                            "are for team leads.").first).to_be_attached(timeout=180_000)
+    expect(page.get_by_role("button", name=re.compile("Send to review queue|Exclude from export"))).to_have_count(0)
+    page.screenshot(path="/tmp/roles_reviewer_data_quality.png")
+
+    nav.get_by_role("link", name="Iterations").click()
+    expect(page.get_by_role("heading", name="Iterations")).to_be_visible(timeout=120_000)
+    page.get_by_text("Import rounds evaluated elsewhere").click()
+    expect(page.get_by_text(re.compile("Importing or removing evaluation tables needs a role"))).to_be_visible(
+        timeout=60_000)
+    expect(page.get_by_role("button", name=re.compile("Import evaluation table|Remove imported rounds"))).to_have_count(0)
+
+    nav.get_by_role("link", name="Agreement").click()
+    expect(page.get_by_role("heading", name="Agreement")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Your role cannot queue samples for adjudication.")).to_be_visible(timeout=120_000)
+
+    # Core refuses the same actions, whatever a page shows (this process sees the same users file).
+    monkeypatch.setenv("QUALITY_USERS_FILE", str(Path(db).parent / "users.toml"))
+    store = open_store(db, linger=0)
+    try:
+        sid = store.samples(DEMO_DATASET)["sample_id"][0]
+        upload = Path(db).parent / "extra.jsonl"
+        upload.write_text('{"id": "x1", "text": "hello", "annotator": "a", "label": "refund"}\n', encoding="utf-8")
+        lead_actions = {
+            "import": lambda: import_file(store, upload, "extra", actor="rita"),
+            "settings": lambda: queue.set_confidence_threshold(store, DEMO_DATASET, 0.5, "rita"),
+            "queue rules": lambda: queue.queue_low_confidence(store, DEMO_DATASET, "rita", threshold=0.9),
+            "disagreements": lambda: queue.queue_disagreement(store, DEMO_DATASET, "rita"),
+            "send to review": lambda: quality_report.send_to_review(store, DEMO_DATASET, [sid], "manual", "rita",
+                                                                    check="pii"),
+            "exclude": lambda: quality_report.exclude_samples(store, DEMO_DATASET, [sid], "rita", check="pii"),
+            "evaluation": lambda: store.save_imported_round_metrics(DEMO_DATASET, pl.DataFrame(
+                {"round": [9], "n_labeled": [1], "metric": ["macro_f1"], "value": [0.5]}), "rita"),
+            "audit row": lambda: store.audit("rita", "forged.note"),
+        }
+        before = store.audit_log().height
+        for what, action in lead_actions.items():
+            with pytest.raises(PermissionDenied, match=r"rita \(reviewer\) may not"):
+                action()
+                pytest.fail(f"{what} was allowed")
+        assert store.audit_log().height == before  # nothing written
+        assert "extra" not in store.dataset_names()
+    finally:
+        store.close()
