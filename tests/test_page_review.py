@@ -452,7 +452,6 @@ def test_a_record_with_a_shape_is_drawn_in_its_shape(app_env, tmp_path):
     """draw_record hands a sample with a shape to ui.records.render_record (plain text fields otherwise)."""
     import json
 
-    pytest.importorskip("ui.records")
     store = _fixture(app_env, tmp_path)
     chat = {"messages": [{"role": "user", "content": "where is my parcel"},
                          {"role": "assistant", "content": "它已经在路上了"}]}
