@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -34,6 +33,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 from sklearn.metrics import cohen_kappa_score
+
+from core.validation import _as_matrix, _is_missing, _is_pandas, _missing_mask, _pandas  # noqa: F401
 
 KAPPA_RETRAIN_THRESHOLD = 0.6
 """Kappa below which :func:`annotator_report` flags an annotator for retraining."""
@@ -61,75 +62,6 @@ class _Coded:
     @property
     def n_categories(self) -> int:
         return len(self.categories)
-
-
-def _pandas() -> Any:
-    """The pandas module if it is loaded, else None: a pandas object can only exist once it is.
-
-    Checked this way so that this module does not import pandas itself.
-    """
-    return sys.modules.get("pandas")
-
-
-def _is_pandas(value: Any, *kinds: str) -> bool:
-    pd = _pandas()
-    return pd is not None and isinstance(value, tuple(getattr(pd, kind) for kind in kinds))
-
-
-def _is_missing(value: Any) -> bool:
-    """None, NaN (any float, numpy float or Decimal), pandas' NA or NaT."""
-    if value is None:
-        return True
-    pd = _pandas()
-    if pd is not None and value is pd.NA:
-        return True
-    try:
-        return bool(value != value)
-    except (TypeError, ValueError):
-        return False
-
-
-def _missing_mask(values: np.ndarray) -> np.ndarray:
-    """Where a 1-D object array holds a missing rating (see :func:`_is_missing`)."""
-    try:
-        # elementwise `x != x` is the NaN test for float, numpy floats, Decimal and NaT alike
-        return np.equal(values, None) | (values != values)
-    except TypeError:
-        # pandas' NA answers a comparison with NA, whose truth value raises: test value by value
-        return np.fromiter(map(_is_missing, values), dtype=bool, count=values.size)
-
-
-def _as_matrix(ratings: Any, name: str = "ratings") -> np.ndarray:
-    """Return ``ratings`` as a 2-D numpy array (numeric dtype, or object for anything else)."""
-    if isinstance(ratings, pl.DataFrame):
-        if ratings.height == 0 or ratings.width == 0:
-            return np.empty((ratings.height, ratings.width), dtype=object)
-        array = ratings.to_numpy()
-    elif _is_pandas(ratings, "DataFrame"):
-        # numeric columns give a numeric array; nullable ones an object array holding pd.NA
-        array = ratings.to_numpy()
-    elif isinstance(ratings, np.ndarray):
-        array = ratings
-    elif isinstance(ratings, (str, bytes)) or ratings is None:
-        raise ValueError(f"{name}: expected a 2-D array-like (samples × annotators), got {type(ratings).__name__}")
-    else:
-        try:
-            # dtype=object keeps labels as given: np.asarray(["a", 1]) would turn 1 into "1"
-            array = np.array(ratings, dtype=object)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name}: expected a 2-D array-like (samples × annotators); {exc}") from exc
-    if array.ndim == 1 and array.size == 0:
-        return np.empty((0, 0), dtype=object)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D array-like with one row per sample and one column per annotator, "
-            f"got {array.ndim} dimension(s) (shape {array.shape}); rows of unequal length are not allowed"
-        )
-    if array.dtype.kind in "biuf":
-        return array
-    if array.dtype.kind in "OUS":
-        return array.astype(object)
-    raise ValueError(f"{name}: labels must be strings or numbers, got dtype {array.dtype}")
 
 
 def _as_vector(values: Any, name: str) -> np.ndarray:

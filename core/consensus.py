@@ -42,6 +42,8 @@ import pandas as pd
 import polars as pl
 from scipy import sparse
 
+from core.validation import _as_matrix
+
 METHODS = ("majority", "dawid_skene", "crowdlab")
 """Consensus methods accepted by :func:`consensus`."""
 
@@ -89,38 +91,6 @@ class ConsensusResult:
 # ---------------------------------------------------------------------------------------------
 # Input normalisation and label coding
 # ---------------------------------------------------------------------------------------------
-def _as_matrix(ratings: Any, name: str = "ratings") -> np.ndarray:
-    """Return ``ratings`` as a 2-D numpy array (numeric dtype, or object for anything else)."""
-    if isinstance(ratings, pl.DataFrame):
-        if ratings.height == 0 or ratings.width == 0:
-            return np.empty((ratings.height, ratings.width), dtype=object)
-        array = ratings.to_numpy()
-    elif isinstance(ratings, pd.DataFrame):
-        array = ratings.to_numpy()
-    elif isinstance(ratings, np.ndarray):
-        array = ratings
-    elif isinstance(ratings, (str, bytes)) or ratings is None:
-        raise ValueError(f"{name}: expected a 2-D array-like (samples × annotators), got {type(ratings).__name__}")
-    else:
-        try:
-            # dtype=object keeps labels as given: np.asarray(["a", 1]) would turn 1 into "1"
-            array = np.array(ratings, dtype=object)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name}: expected a 2-D array-like (samples × annotators); {exc}") from exc
-    if array.ndim == 1 and array.size == 0:
-        return np.empty((0, 0), dtype=object)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D array-like with one row per sample and one column per annotator, "
-            f"got {array.ndim} dimension(s) (shape {array.shape}); rows of unequal length are not allowed"
-        )
-    if array.dtype.kind in "biuf":
-        return array
-    if array.dtype.kind in "OUS":
-        return array.astype(object)
-    raise ValueError(f"{name}: labels must be strings or numbers, got dtype {array.dtype}")
-
-
 def _label_sort_key(value: Any) -> tuple:
     if isinstance(value, numbers.Real):
         return (0, float(value), "")

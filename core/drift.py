@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.store import TEXT_FIELDS
+from core.validation import _is_missing, _pandas
 
 __all__ = [
     "PSI_MODERATE",
@@ -72,24 +72,6 @@ def _check_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _pandas():
-    """The pandas module if it is loaded, else None (a pandas object can only exist once it is)."""
-    return sys.modules.get("pandas")
-
-
-def _is_missing(value) -> bool:
-    """None, NaN (float, numpy float, Decimal), pandas' NA or NaT."""
-    if value is None:
-        return True
-    pd = _pandas()
-    if pd is not None and value is pd.NA:
-        return True
-    try:
-        return bool(value != value)
-    except (TypeError, ValueError):  # pd.NA-like values, arrays
-        return False
 
 
 def _as_polars_frame(df, name: str):
