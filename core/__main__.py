@@ -6,11 +6,15 @@ Exit status 0 on success, 1 on bad input or a busy store (one line on stderr), 2
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from core.export import ALL_EXPORT_FORMATS
+from core.ingest import FORMAT_NAMES
+from core.records import SHAPES
 from core.store import StoreError, open_store
 
 
@@ -34,12 +38,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     bar, update = _progress_bar(f"import {Path(args.file).name}")
     try:
         result = import_file(store, args.file, args.dataset, fmt=args.format, labels=labels,
-                             pred_round=args.pred_round, model=args.model, actor=args.actor, progress=update)
+                             pred_round=args.pred_round, model=args.model, actor=args.actor, progress=update,
+                             shape=args.shape, question=args.question, add_labels=args.add_labels)
     finally:
         bar.close()
     print(result.summary())
     if result.rows_bad:
-        print(f"rejected rows ({result.rows_bad}):", file=sys.stderr)
+        print(f"rejected rows ({result.rows_bad:,}):", file=sys.stderr)
         for row in result.errors.head(args.show_errors).iter_rows(named=True):
             print(f"  row {row['row']}: {row['reason']}", file=sys.stderr)
         if result.rows_bad > args.show_errors:
@@ -50,6 +55,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     store = open_store(args.db)
+    if args.json:
+        rows = store.dataset_summaries().to_dicts()
+        print(json.dumps([{**row, "labels": list(row["labels"])} for row in rows], ensure_ascii=False, indent=1))
+        return 0
     df = store.list_datasets()
     if df.height == 0:
         print("no datasets yet: import one with `python -m core import FILE --dataset NAME`")
@@ -66,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     n = export_gold(store, args.dataset, args.out, fmt=args.format, mask_pii=args.mask_pii,
                     include_excluded=args.include_excluded)
-    print(f"wrote {n} samples with gold labels to {args.out}")
+    print(f"wrote {n} {'sample' if n == 1 else 'samples'} with gold labels to {args.out}")
     return 0
 
 
@@ -76,7 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     results = load_demo(store, force=args.force)
     if not results:
-        print("the demo dataset is already loaded")
+        print("the demo datasets are already loaded")
     for r in results:
         print(r.summary())
     return 0
@@ -87,30 +96,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=None, help="DuckDB file (default: $QUALITY_DB or data/quality.duckdb)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("import", help="import a JSONL, CSV or Parquet file into a dataset")
+    p = sub.add_parser("import", help="import a JSON lines, JSON array, CSV / TSV or Parquet file into a dataset")
     p.add_argument("file")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default=None)
+    p.add_argument("--format", choices=list(FORMAT_NAMES), default=None,
+                   help="the file's format (default: read from its content)")
+    p.add_argument("--shape", choices=list(SHAPES), default=None,
+                   help="read every record as this shape (default: each record's own)")
+    p.add_argument("--question", default=None,
+                   help="the label question of a Label Studio or Argilla export that holds several")
     p.add_argument("--labels", default=None, help="comma-separated label set (order matters for probs lists)")
-    p.add_argument("--pred-round", type=int, default=None, help="round of predictions that carry none")
+    p.add_argument("--add-labels", action="store_true",
+                   help="append the file's new labels to the dataset's label set (else they are rejected rows)")
+    p.add_argument("--pred-round", type=int, default=None,
+                   help="round of predictions that carry none (Label Studio / Argilla predictions: default 1)")
     p.add_argument("--model", default=None, help="model name of predictions that carry none")
     p.add_argument("--actor", default="cli", help="name recorded in the audit log")
     p.add_argument("--show-errors", type=int, default=20, help="how many rejected rows to print")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("datasets", help="list datasets")
+    p.add_argument("--json", action="store_true",
+                   help="print name, samples, annotations, annotators, predictions and labels of each as JSON")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("export", help="export gold labels (latest review, else majority vote)")
+    p = sub.add_parser("export", help="export gold labels (latest review, else majority vote), each sample in "
+                                      "its own shape")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], required=True)
+    p.add_argument("--format", choices=list(ALL_EXPORT_FORMATS), required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--mask-pii", action="store_true", help="mask e-mails, phones, ID and card numbers")
     p.add_argument("--include-excluded", action="store_true", help="also export samples marked excluded")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", help="load the bundled demo dataset")
-    p.add_argument("--force", action="store_true", help="load even if the demo dataset exists")
+    p = sub.add_parser("demo", help="load the bundled demo datasets")
+    p.add_argument("--force", action="store_true", help="load even if the demo datasets exist")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("quality", help="data quality checks: duplicates, completeness, cleaning, PII, label errors")

@@ -1,16 +1,37 @@
-"""Gold-label export (JSONL in instruction format, CSV, Parquet) with the provenance of each label."""
+"""Gold-label export: each sample in its own shape (JSONL, CSV, Parquet) or as Label Studio tasks, with provenance.
+
+A sample imported with its record (chat, ShareGPT, preference, Alpaca, text, tool exports: see
+:mod:`core.ingest`) is written back as it came in (:func:`core.records.to_shape`): a message list stays a
+message list, ShareGPT stays ``conversations``, a pair keeps ``prompt`` / ``chosen`` / ``rejected``; the
+annotators' labels give way to the gold ``label`` and its ``label_source``. A sample imported without a
+record (a plain file, all in SQL) is written as its columns: ``sample_id``, the four text fields,
+``batch``, ``round``, ``label``, ``label_source``.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from core import records
 from core.gold import gold_labels
 from core.store import Store
+from core.vocab import TEXT_FIELDS
 
+#: The file formats of a gold export (the Audit page offers these).
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+#: Label Studio tasks (a JSON array) with the gold label as a ground-truth annotation.
+LABEL_STUDIO = "label-studio"
+ALL_EXPORT_FORMATS = (*EXPORT_FORMATS, LABEL_STUDIO)
+_FLAT = ("sample_id", *TEXT_FIELDS, "batch", "round", "label", "label_source")
 
 
 def gold_frame(store: Store, dataset: str, include_excluded: bool = False) -> pl.DataFrame:
@@ -31,32 +52,138 @@ def gold_frame(store: Store, dataset: str, include_excluded: bool = False) -> pl
     )
 
 
+def mask_strings(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` with ``mask`` applied to every string in it (dict keys left as they are)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: mask_strings(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_strings(v, mask) for v in value]
+    return value
+
+
+def _display_text(record: dict[str, Any], shape: str | None, flat: dict[str, Any]) -> str:
+    """The text a Label Studio task shows (its ``text`` field) for a record without one."""
+    if record and shape:
+        try:
+            return records.derive(record, shape).conversation
+        except records.RecordError:
+            pass
+    return "\n".join(str(flat[f]) for f in TEXT_FIELDS if flat.get(f))
+
+
+def gold_records(store: Store, dataset: str, fmt: str = "jsonl", mask_pii: bool = False,
+                 include_excluded: bool = False) -> list[dict[str, Any]]:
+    """The gold export of ``dataset`` as a list of dicts, one per sample with a gold label, by sample id.
+
+    ``fmt`` ``label-studio`` gives Label Studio tasks (:func:`core.records.to_label_studio_task`; a task
+    exported from Label Studio comes back as its own task), anything else the samples in their own shape
+    (see the module docstring). ``mask_pii`` masks personal data in every string of the record (or the
+    text fields of a sample without one), before the label is added.
+    """
+    frame = gold_frame(store, dataset, include_excluded=include_excluded)
+    kept = store.sample_records(dataset, include_excluded=include_excluded)
+    by_id = {sid: (shape, rec) for sid, shape, rec in kept.iter_rows()}
+    mask = None
+    if mask_pii:
+        from core.quality import mask_pii as mask
+    out: list[dict[str, Any]] = []
+    for flat in frame.iter_rows(named=True):
+        shape, text = by_id.get(flat["sample_id"], (None, None))
+        record = json.loads(text) if text is not None else None
+        if mask is not None:
+            if record is not None:
+                record = mask_strings(record, mask)
+            for f in TEXT_FIELDS:
+                if flat[f] is not None:
+                    flat[f] = mask(flat[f])
+        provenance = {"label_source": flat["label_source"]}
+        if fmt == LABEL_STUDIO:
+            if record is not None and shape == "label_studio":
+                out.append(records.to_shape(record, shape, flat["label"], provenance))
+                continue
+            if record is not None:
+                data = records.to_shape(record, shape, flat["label"])
+                data.pop("label", None)
+            else:
+                data = {f: flat[f] for f in TEXT_FIELDS if flat[f] is not None}
+            if "text" not in data:
+                data["text"] = _display_text(record, shape, flat)
+            out.append(records.to_label_studio_task(flat["sample_id"], data, flat["label"], provenance=provenance))
+        elif record is not None:
+            out.append(records.to_shape(record, shape, flat["label"], provenance))
+        else:
+            out.append({k: flat[k] for k in _FLAT})
+    return out
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """One Parquet column: Arrow's own type (nested lists and structs stay nested, as Hugging Face
+    ``datasets`` writes them), or JSON text when the values do not share one type."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                         for v in values], type=pa.string())
+
+
+def records_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as an Arrow table: every key of every row a column, in the order first seen."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    if not rows:
+        return pa.table({k: pa.array([], type=pa.string()) for k in _FLAT})
+    return pa.table({k: _column([row.get(k) for row in rows]) for k in keys})
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def export_gold(store: Store, dataset: str, out: str | os.PathLike[str], fmt: str = "jsonl",
                 mask_pii: bool = False, include_excluded: bool = False) -> int:
     """Write the gold labels of ``dataset`` to ``out``; return the number of samples written.
 
-    ``mask_pii`` replaces e-mails, phone, ID and bank-card numbers and IPv4 addresses in the
-    text fields by ``***`` plus their last 4 characters. Samples marked excluded are left out
-    unless ``include_excluded``. The file is written to a temporary name and renamed, so a
-    failed export never leaves half a file.
+    ``fmt``: ``jsonl`` (one record a line, in its own shape), ``csv`` (one column per key; nested values
+    as JSON text), ``parquet`` (nested values as Arrow lists and structs: ``datasets.load_dataset(
+    "parquet", data_files=out)`` reads it) or ``label-studio`` (a JSON array of tasks). ``mask_pii``
+    replaces e-mails, phone, ID and bank-card numbers and IPv4 addresses in every string of the record
+    by ``***`` plus their last 4 characters. Samples marked excluded are left out unless
+    ``include_excluded``. The file is written to a temporary name and renamed, so a failed export never
+    leaves half a file.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
-    frame = gold_frame(store, dataset, include_excluded=include_excluded)
-    if mask_pii:
-        from core.quality import mask_pii as mask
-
-        frame = frame.with_columns(
-            pl.col(c).map_elements(mask, return_dtype=pl.Utf8) for c in ("instruction", "input", "output", "text")
-        )
+    if fmt not in ALL_EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(ALL_EXPORT_FORMATS)}")
+    rows = gold_records(store, dataset, fmt, mask_pii=mask_pii, include_excluded=include_excluded)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    if fmt == "jsonl":
-        frame.write_ndjson(tmp)
-    elif fmt == "csv":
-        frame.write_csv(tmp)
-    else:
-        frame.write_parquet(tmp)
-    os.replace(tmp, out)
-    return frame.height
+    try:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+                fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        elif fmt == LABEL_STUDIO:
+            tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        elif fmt == "csv":
+            keys: dict[str, None] = {} if rows else dict.fromkeys(_FLAT)
+            for row in rows:
+                keys.update(dict.fromkeys(row))
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(keys)
+                writer.writerows([_csv_cell(row.get(k)) for k in keys] for row in rows)
+        else:
+            pq.write_table(records_table(rows), tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return len(rows)

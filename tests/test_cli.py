@@ -88,7 +88,8 @@ def _gbk(path: Path) -> Path:
 @pytest.mark.parametrize("make, message", [
     (lambda d: _gbk(d / "gbk.jsonl"), "not UTF-8"),
     (lambda d: d / "missing.jsonl", "file not found"),
-    (lambda d: (d / "noid.csv").write_text("text,label\na,b\n") and d / "noid.csv", "no id column"),
+    # no ids and no record content to derive them from
+    (lambda d: (d / "noid.csv").write_text("prediction,model\na,b\n") and d / "noid.csv", "no id column"),
 ])
 def test_bad_file_exits_1_with_one_line(tmp_path, make, message):
     db = tmp_path / "s.duckdb"
@@ -163,3 +164,81 @@ def test_export_of_unknown_dataset_exits_1(imported, tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: ") and "nope" in done.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+# --------------------------------------------------------------------------- record shapes (issue 14)
+
+
+def cli_after(*args: str, db: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Like :func:`cli`, with ``--db`` after the sub-command (as the README shows it)."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("QUALITY_DB", None)
+    return subprocess.run([sys.executable, "-m", "core", *args, "--db", str(db)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout, check=False)
+
+
+def _summaries(db: Path) -> dict[str, dict]:
+    done = cli_after("datasets", "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    return {d["name"]: d for d in json.loads(done.stdout)}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_import_of_each_shape_through_the_cli(tmp_path, lang):
+    from test_ingest_shapes import SHAPES, long_rows, ls_tasks, write_rows
+
+    db = tmp_path / "shapes.duckdb"
+    files = {shape: write_rows(tmp_path / shape, long_rows(shape, lang), container)
+             for shape, container in zip(SHAPES, ["json", "jsonl", "parquet", "csv", "tsv"])}
+    for shape, path in files.items():
+        done = cli_after("import", str(path), "--dataset", shape, db=db)
+        assert done.returncode == 0, done.stderr
+        assert "12 of 12 rows imported (4 new samples, 12 new annotations, 0 changed, 4 predictions); " \
+               "0 rows rejected; 4 ids derived from content" in done.stdout, done.stdout
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps(ls_tasks(lang), ensure_ascii=False), encoding="utf-8")
+    done = cli_after("import", str(ls), "--dataset", "ls", "--pred-round", "2", db=db)
+    assert done.returncode == 0, done.stderr
+    assert "2 of 3 rows imported" in done.stdout and "row 3: Label Studio task 3 has no annotations" in done.stderr
+    summary = _summaries(db)
+    for shape in SHAPES:
+        assert {k: summary[shape][k] for k in ("samples", "annotations", "annotators", "predictions", "labels")} == \
+            {"samples": 4, "annotations": 12, "annotators": 3, "predictions": 4, "labels": ["bad", "good"]}
+    assert {k: summary["ls"][k] for k in ("samples", "annotations", "annotators", "predictions")} == \
+        {"samples": 2, "annotations": 3, "annotators": 2, "predictions": 1}
+    # importing again changes nothing
+    again = cli_after("import", str(files["chat"]), "--dataset", "chat", db=db)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert _summaries(db) == summary
+    # the export keeps the shape
+    out = tmp_path / "chat_gold.jsonl"
+    done = cli_after("export", "--dataset", "sharegpt", "--format", "jsonl", "--out", str(out), db=db)
+    assert done.returncode == 0 and "wrote 4 samples" in done.stdout, done.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(r["conversations"][0]["from"] == "human" and r["label_source"] == "majority" for r in rows)
+    tasks = tmp_path / "tasks.json"
+    done = cli_after("export", "--dataset", "chat", "--format", "label-studio", "--out", str(tasks), db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(tasks.read_text(encoding="utf-8"))[0]["annotations"][0]["ground_truth"] is True
+
+
+def test_several_questions_need_the_question_option(tmp_path):
+    db = tmp_path / "q.duckdb"
+    task = {"id": 1, "data": {"text": "好评"}, "annotations": [{"completed_by": 1, "result": [
+        {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}},
+        {"from_name": "quality", "to_name": "text", "type": "rating", "value": {"rating": 4}}]}]}
+    src = tmp_path / "q.json"
+    src.write_text(json.dumps([task], ensure_ascii=False), encoding="utf-8")
+    done = cli_after("import", str(src), "--dataset", "q", db=db)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "%|" not in line]
+    assert lines == [("error: q.json holds several label questions (sentiment, quality): choose the one that is "
+                      "the label (on the command line: --question NAME)")]
+    done = cli_after("import", str(src), "--dataset", "q", "--question", "sentiment", db=db)
+    assert done.returncode == 0, done.stderr
+    assert _summaries(db)["q"]["labels"] == ["pos"]
+
+
+def test_datasets_json_on_an_empty_store(tmp_path):
+    done = cli("datasets", "--json", db=tmp_path / "empty.duckdb")
+    assert done.returncode == 0 and json.loads(done.stdout) == []

@@ -12,10 +12,17 @@ from typing import Any
 
 import polars as pl
 import pytest
+from factories import write_jsonl
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.ingest import ImportFileError, ImportResult, detect_mapping, import_file, stage
+from core.ingest import (
+    ImportFileError,
+    ImportResult,
+    detect_mapping,
+    import_file,
+    stage,
+)
 from core.store import Store, open_store
 
 LABELS = ["neg", "pos"]
@@ -27,13 +34,6 @@ LABELS = ["neg", "pos"]
 @pytest.fixture
 def db(tmp_path) -> Store:
     return open_store(tmp_path / "s.duckdb")
-
-
-def write_jsonl(path: Path, rows: list[Any]) -> Path:
-    """Write rows (dicts as JSON, strings as raw lines) one per line, UTF-8."""
-    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def imp(store: Store, path: Path, dataset: str = "ds", **kw) -> ImportResult:
@@ -355,11 +355,14 @@ FILE_LEVEL = {
     "only a csv header": ("header.csv", b"id,text,label\n", "has no data rows"),
     "not utf-8 (gbk)": ("gbk.jsonl", "gbk", "not UTF-8"),
     "not utf-8 csv": ("gbk.csv", "中文".encode("gbk"), "not UTF-8"),
-    "no id column": ("noid.jsonl", b'{"text": "a", "label": "pos"}\n{"text": "b", "label": "neg"}\n',
-                     "no id column"),
-    "no id column csv": ("noid.csv", b"text,label\na,pos\n", "no id column"),
-    "unknown extension": ("data.xlsx", b"id,text\n1,a\n", "cannot tell the format"),
-    "no extension": ("data", b'{"id": 1}\n', "cannot tell the format"),
+    # records without an id now get one from their content (issue 14): only a file with neither ids nor
+    # any record content has no id to go by
+    "no id column": ("noid.jsonl", b'{"prediction": "pos"}\n{"prediction": "neg"}\n', "no id column"),
+    "no id column csv": ("noid.csv", b"prediction,pred_confidence\npos,0.9\n", "no id column"),
+    # the format comes from the content (issue 14): an .xlsx is a zip archive, whatever it is called
+    "unknown extension": ("data.xlsx", b"PK\x03\x04 not a data file", "zip archive"),
+    "no extension": ("data", b"just some words\n", "cannot tell the format"),
+    "id but no content": ("idonly.jsonl", b'{"id": 1}\n', "has an id but no text, label or prediction"),
     "not a parquet file": ("fake.parquet", b"this is not parquet", "cannot read"),
 }
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from quality_fixtures import LABELS, PHONE, build_planted_store
 
 from core import quality as q
 from core import quality_report as qr
 from core.embeddings import EmbeddingModel
-from quality_fixtures import LABELS, PHONE, build_planted_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

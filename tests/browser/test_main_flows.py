@@ -28,7 +28,7 @@ def test_overview_then_upload_creates_dataset(demo_server, page, tmp_path):
     page.get_by_role("link", name="Import").click()
     expect(page.get_by_role("heading", name="Import")).to_be_visible()
     page.locator("input[type=file]").set_input_files(str(f))
-    dataset_box = page.get_by_label("Dataset (new or existing)")
+    dataset_box = page.get_by_label("New dataset")
     expect(dataset_box).to_be_visible()
     dataset_box.fill("browser-upload")
     dataset_box.press("Tab")

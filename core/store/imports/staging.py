@@ -10,9 +10,11 @@ that the temp tables live until the import is written.
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import duckdb
 import numpy as np
@@ -25,14 +27,29 @@ from core.store.errors import StoreError
 _WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
     "\u2028\u2029\u202f\u205f\u3000"
 
-_STAGING_VIEWS = ("_src",)
+_STAGING_VIEWS = ("_src", "_src0")
 
 _STAGING_TABLES = ("_stg", "_readbad", "_rownum", "_probs", "_k", "_bad", "_dupkeys", "_late", "_firsts",
-                   "_stored", "_err", "_ann", "_pred", "_lines", "_values")
+                   "_stored", "_err", "_ann", "_pred", "_lines", "_values", "_derived", "_shaped", "_rep")
+
+#: The columns :meth:`Staging.stage_derived` adds after the kept source columns (see
+#: :data:`core.record_rows.DERIVED_SCHEMA`), with their DuckDB types.
+DERIVED_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR", "instruction": "VARCHAR", "input": "VARCHAR", "output": "VARCHAR", "text": "VARCHAR",
+    "shape": "VARCHAR", "record": "VARCHAR", "annotations": "STRUCT(annotator VARCHAR, label VARCHAR)[]",
+    "prediction": "VARCHAR", "pred_confidence": "DOUBLE", "model": "VARCHAR",
+}
+# The derived column of each: the Parquet part's name (core.record_rows.DERIVED_SCHEMA).
+_DERIVED_SOURCE = {"annotations": "anns"}
 
 
 def _empty_bad() -> pl.DataFrame:
     return pl.DataFrame(schema={"__row": pl.Int64, "reason": pl.Utf8, "raw": pl.Utf8})
+
+
+def _sql_text(value: str) -> str:
+    """A fixed string (never a user's) as a SQL literal."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _strip(expr: str) -> str:
@@ -49,13 +66,26 @@ def _strip(expr: str) -> str:
 class StagedFile:
     """A file read into the staging table: its source column names (staged as c0, c1...),
     their DuckDB types, the number of rows read, and the records the reader could not parse
-    (``__row, reason, raw``). ``fast`` tells whether a JSON-lines file took the one-read path."""
+    (``__row, reason, raw``). ``fast`` tells whether a JSON-lines file took the one-read path.
+    ``n_source``: after :meth:`Staging.stage_derived`, the first ``n_source`` columns are the file's
+    and the rest are derived (:data:`DERIVED_COLUMNS`); ``None``: every column is the file's."""
 
     columns: list[str]
     types: list[str]
     rows: int
     bad: pl.DataFrame
     fast: bool = True
+    n_source: int | None = None
+
+    @property
+    def source_columns(self) -> list[str]:
+        return self.columns if self.n_source is None else self.columns[: self.n_source]
+
+    def derived(self, name: str) -> int:
+        """The staged index of a derived column (:data:`DERIVED_COLUMNS`)."""
+        if self.n_source is None:
+            raise KeyError(f"no derived columns staged (asked for {name!r})")
+        return self.n_source + list(DERIVED_COLUMNS).index(name)
 
 
 def _text(staged: StagedFile, i: int) -> str:
@@ -299,6 +329,120 @@ class Staging(Database):
         union = " UNION ".join(f"SELECT {_strip(_text(staged, i))} AS v FROM _src" for i in columns)
         with self.cursor() as cur:
             return {r[0] for r in cur.execute(f"SELECT DISTINCT v FROM ({union}) WHERE v <> ''").fetchall()}
+
+    def staged_list_labels(self, staged: StagedFile, column: int) -> set[str]:
+        """The distinct labels of a staged list-of-``{annotator, label}`` column."""
+        with self.cursor() as cur:
+            return {r[0] for r in cur.execute(
+                f"SELECT DISTINCT a.label FROM (SELECT unnest(c{column}) AS a FROM _src) WHERE a.label <> ''"
+            ).fetchall()}
+
+    def import_temp_dir(self) -> Path:
+        """The store's scratch folder for imports (``tmp/import`` beside the store file; the system's
+        temporary folder for an in-memory store), created on demand."""
+        base = Path(tempfile.gettempdir()) if self.in_memory else Path(self.path).resolve().parent / "tmp"
+        folder = base / "import"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def stage_representatives(self, columns: Sequence[int]) -> np.ndarray:
+        """Group the staged rows by the values of ``columns`` (a record's content and id) and return the
+        first row of each group, sorted: the rows whose records :mod:`core.record_rows` reads. The other
+        rows of a group (the long-form rows of one record, one per annotator) take its derived values in
+        :meth:`stage_derived` (``_rep`` maps each row to its group's first row)."""
+        group = ", ".join(f"c{i}" for i in columns) or "NULL"
+        with self.cursor() as cur:
+            cur.execute(f"""CREATE OR REPLACE TEMP TABLE _rep AS
+                            SELECT __row, min(__row) OVER (PARTITION BY {group}) AS rep FROM _src""")
+            table = cur.sql("SELECT __row FROM _rep WHERE __row = rep ORDER BY __row").to_arrow_table()
+        return table.column(0).to_numpy()
+
+    def staged_records(self, staged: StagedFile, batch_rows: int = 10_000,
+                       representatives: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(row number, record)`` of every staged row in file order (only the first of each group with
+        ``representatives``, see :meth:`stage_representatives`), the record keyed by the source column
+        names, null cells left out (native values: Parquet lists and structs as Python lists and dicts;
+        CSV cells as text), read in Arrow batches of ``batch_rows``. Nothing else may run on this
+        thread's cursor until the iterator is exhausted."""
+        names = staged.source_columns
+        cols = "".join(f", s.c{i}" for i in range(len(names)))
+        only = " JOIN _rep r ON r.__row = s.__row AND r.rep = s.__row" if representatives else ""
+        with self.cursor() as cur:
+            reader = cur.sql(f"SELECT s.__row{cols} FROM _src s{only} ORDER BY s.__row").to_arrow_reader(batch_rows)
+            for batch in reader:
+                rows = batch.column(0).to_pylist()
+                values = [batch.column(i + 1).to_pylist() for i in range(len(names))]
+                for k, n in enumerate(rows):
+                    yield n, {name: col[k] for name, col in zip(names, values) if col[k] is not None}
+
+    def restate_read_errors(self, staged: StagedFile, errors: pl.DataFrame, strip: Sequence[str] = ()) -> StagedFile:
+        """Replace the reason of read errors with more precise ones (``__row, reason``: what the JSON-array
+        reader said about records the JSON-lines reader could only call malformed); ``strip``: prefixes the
+        converter put before such a record's text, taken off its raw text."""
+        if errors.height == 0:
+            return staged
+        raw = "raw"
+        for prefix in strip:
+            raw = f"CASE WHEN starts_with(raw, {_sql_text(prefix)}) THEN substr(raw, {len(prefix) + 1}) ELSE {raw} END"
+        with self.cursor() as cur:
+            cur.register("_restated", errors.select(pl.col("__row").cast(pl.Int64),
+                                                    pl.col("reason").cast(pl.Utf8)).to_arrow())
+            try:
+                cur.execute(f"""UPDATE _readbad SET reason = r.reason, raw = {raw} FROM _restated r
+                                WHERE _readbad.__row = r.__row""")
+            finally:
+                cur.unregister("_restated")
+            bad = _frame(cur, "SELECT * FROM _readbad ORDER BY __row")
+        return StagedFile(staged.columns, staged.types, staged.rows, bad, staged.fast, staged.n_source)
+
+    def stage_derived(self, staged: StagedFile, parts: Sequence[str], keep: Sequence[int],
+                      representatives: bool = False) -> tuple[StagedFile, int]:
+        """Put the rows derived in Python (Parquet ``parts`` of :mod:`core.record_rows`) beside the staged rows.
+
+        Afterwards ``_src`` holds, per row that derived cleanly, the kept source columns ``keep`` (in that
+        order, as c0..) and then :data:`DERIVED_COLUMNS`; the rows whose record could not be read (and any
+        staged row without a derived one) move to the read errors with their reason and record. With
+        ``representatives`` the parts hold the first row of each group only (:meth:`stage_representatives`)
+        and every row takes its group's. Returns the new staged file and the number of distinct ids
+        derived from content.
+        """
+        names = "".join(f", b.c{i} AS c{k}" for k, i in enumerate(keep))
+        kept = "".join(f", s.c{k}" for k in range(len(keep)))
+        derived = ", ".join(f"d.{_DERIVED_SOURCE.get(name, name)} AS c{len(keep) + j}"
+                            for j, name in enumerate(DERIVED_COLUMNS))
+        source = staged.source_columns
+        # a row's own text in the error report (the derived record is its group's first row's)
+        own = "CAST(json_object(" + ", ".join(f"?, b.c{i}" for i in range(len(source))) + ") AS VARCHAR)" \
+            if source else "''"
+        if representatives:
+            rows, rep = "_src b JOIN _rep r ON r.__row = b.__row", "r.rep"
+            raw = f"CASE WHEN b.__row = r.rep THEN d.record ELSE {own} END"
+        else:
+            rows, rep, raw = "_src b", "b.__row", "d.record"
+        with self.cursor() as cur:
+            # The derived values are held once per group (not once per row: the long-form rows of a record
+            # share them), and the rows point at their group's.
+            cur.execute("CREATE OR REPLACE TEMP TABLE _derived AS SELECT * FROM read_parquet(?) WHERE err IS NULL",
+                        [list(parts)])
+            cur.execute(f"""INSERT INTO _readbad
+                            SELECT b.__row, coalesce(d.err, 'the record could not be read'), coalesce({raw}, '')
+                            FROM {rows} LEFT JOIN read_parquet(?) d ON d.__row = {rep}
+                            WHERE d.__row IS NULL OR d.err IS NOT NULL""",
+                        [*(source if representatives else []), list(parts)])
+            cur.execute(f"""CREATE OR REPLACE TEMP TABLE _shaped AS
+                            SELECT b.__row{names}, {rep} AS __rep FROM {rows}
+                            SEMI JOIN _derived d ON d.__row = {rep}""")
+            cur.execute("DROP VIEW _src")
+            for table in ("_rep", "_rownum", "_stg"):  # the source rows now live in _shaped
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"""CREATE TEMP VIEW _src AS SELECT s.__row{kept}, {derived}
+                            FROM _shaped s JOIN _derived d ON d.__row = s.__rep""")
+            n_rows = _first(cur.execute("SELECT count(*) FROM _shaped"))[0]
+            from_content = _first(cur.execute("SELECT count(DISTINCT id) FILTER (WHERE derived_id) FROM _derived"))[0]
+            bad = _frame(cur, "SELECT * FROM _readbad ORDER BY __row")
+        columns = [staged.columns[i] for i in keep] + [f"<derived {name}>" for name in DERIVED_COLUMNS]
+        types = [staged.types[i] for i in keep] + list(DERIVED_COLUMNS.values())
+        return StagedFile(columns, types, int(n_rows), bad, staged.fast, n_source=len(keep)), int(from_content)
 
     def staged_values(self, staged: StagedFile, columns: Sequence[int], limit: int | None = None) -> pl.DataFrame:
         """``__row`` plus the given staged columns (native types, named c<i>), for the rows

@@ -45,6 +45,9 @@ class RowChecks(Database):
             f"{txt('model')} AS model",
             *[f"{_text(staged, i)} AS w{k}" for k, (_, i) in enumerate(plan.wide)],
             "(" + " OR ".join(f"{txt(t)} IS NOT NULL" for t in TEXT_FIELDS) + ") AS has_text",
+            # the annotations a tool export carries per record (core.record_rows), a list of {annotator, label}
+            (f"s.c{f['annotations']}" if f.get("annotations") is not None
+             else "NULL::STRUCT(annotator VARCHAR, label VARCHAR)[]") + " AS anns",
         ]
         if plan.has_probs:
             cols += ["pr.probs AS probs", "pr.err AS prob_err"]
@@ -54,15 +57,34 @@ class RowChecks(Database):
             source = "_src s"
         return f"SELECT {', '.join(cols)} FROM {source}"
 
-    def _bodies_sql(self, staged: StagedFile, plan: ImportPlan, meta: str | None = None) -> str:
-        """``__row`` and the text fields of each staged row (plus ``meta`` when given)."""
+    def _bodies_sql(self, staged: StagedFile, plan: ImportPlan, meta: str | None = None,
+                    p: _Params | None = None) -> str:
+        """``__row`` and the text fields of each staged row (plus ``meta``, ``shape`` and ``record`` when
+        ``meta`` is given: the columns of a new sample)."""
         cols = ["s.__row AS __row"]
         for t in TEXT_FIELDS:
             i = plan.fields.get(t)
             cols.append(f"{'NULL::VARCHAR' if i is None else _text(staged, i)} AS {t}")
         if meta is not None:
-            cols.append(f"{meta} AS meta")
+            assert p is not None
+            cols += [f"{meta} AS meta", f"{self._shape_sql(plan, p)} AS shape", f"{self._record_sql(plan, p)} AS record"]
         return f"SELECT {', '.join(cols)} FROM _src s"
+
+    def _shape_sql(self, plan: ImportPlan, p: _Params) -> str:
+        i = plan.fields.get("shape")
+        return f"s.c{i}" if i is not None else f"{p(plan.shape)}::VARCHAR"
+
+    def _record_sql(self, plan: ImportPlan, p: _Params) -> str:
+        """The record as JSON, without the keys that hold one annotator's label or a prediction
+        (``plan.record_drop``): the long-form rows of one record then keep one and the same record."""
+        i = plan.fields.get("record")
+        if i is None:
+            return "NULL::JSON"
+        record = f"CAST(s.c{i} AS JSON)"
+        if not plan.record_drop:
+            return record
+        drop = ", ".join(f"{p(k)}, NULL::JSON" for k in plan.record_drop)
+        return f"json_merge_patch({record}, json_object({drop}))"
 
     def _error_sql(self, staged: StagedFile, plan: ImportPlan, p: _Params) -> str:
         """The first problem of a row's own fields, or NULL (a CASE over :meth:`_rows_sql`)."""
@@ -90,6 +112,11 @@ class RowChecks(Database):
             whens.append(f"""WHEN {_strip(f'w{k}')} <> '' AND NOT list_contains({labels}, {_strip(f'w{k}')})
                              THEN 'label ''' || w{k} || ''' of annotator ' || {p(annotator)}
                                   || ' is not in the label set'""")
+        if plan.fields.get("annotations") is not None:
+            unknown = f"list_filter(anns, lambda a: NOT list_contains({labels}, a.label))"
+            whens.append(f"WHEN len({unknown}) > 0 THEN 'label ''' || {unknown}[1].label || ''' of annotator ' "
+                         f"|| coalesce({unknown}[1].annotator, {p(plan.default_annotator)}) "
+                         "|| ' is not in the label set'")
         return "CASE " + " ".join(whens) + " ELSE prob_err END"
 
     def _meta_sql(self, staged: StagedFile, plan: ImportPlan, p: _Params) -> str:
@@ -115,10 +142,13 @@ class RowChecks(Database):
         return f"CASE WHEN {' OR '.join(present)} THEN json_object({', '.join(args)}) END"
 
     def _raw_sql(self, staged: StagedFile, p: _Params) -> str:
-        """A staged row (alias ``s``) as compact JSON text, for the error report."""
-        if not staged.columns:
+        """A staged row (alias ``s``) as compact JSON text, for the error report (its record, when the
+        record was read in Python)."""
+        if staged.n_source is not None:
+            return f"s.c{staged.derived('record')}"
+        if not staged.source_columns:
             return "''"
         args = []
-        for i, name in enumerate(staged.columns):
+        for i, name in enumerate(staged.source_columns):
             args += [p(name), f"s.c{i}"]
         return f"CAST(json_object({', '.join(args)}) AS VARCHAR)"

@@ -30,6 +30,8 @@ class ImportPlan:
     :class:`core.ingest.ColumnMapping`) to a staged column index; ``wide`` lists
     ``(annotator, index)`` of wide label columns; ``meta`` the indexes kept as the sample's
     JSON metadata; ``has_probs`` says that :meth:`Store.stage_probabilities` was called.
+    Records read by :mod:`core.record_rows` add ``fields["shape"]``, ``fields["record"]`` (the record's
+    JSON text) and, for a tool export, ``fields["annotations"]`` (a list of ``{annotator, label}``).
     """
 
     fields: dict[str, int | None]
@@ -40,6 +42,11 @@ class ImportPlan:
     pred_round: int | None = None
     model: str | None = None
     default_annotator: str = "default"
+    #: The shape of every sample when no staged column gives it (``fields["shape"]``).
+    shape: str | None = None
+    #: Keys dropped from the record (``fields["record"]``) before it is stored: the columns that hold one
+    #: annotator's label or a prediction.
+    record_drop: list[str] = field(default_factory=list)
 
     @property
     def key_annotator(self) -> bool:
@@ -136,9 +143,9 @@ class ImportWriter(Database):
             # 4. what lands
             good = ok  # _bad now holds every rejected row
             samples = f"""SELECT o.sample_id, b.instruction, b.input, b.output, b.text, o.batch,
-                                 CAST(o.round_f AS INTEGER) AS round, b.meta
+                                 CAST(o.round_f AS INTEGER) AS round, b.meta, b.shape, b.record
                           FROM {good} o SEMI JOIN _firsts f ON f.first_row = o.__row
-                          JOIN ({self._bodies_sql(staged, plan, self._meta_sql(staged, plan, p))}) b
+                          JOIN ({self._bodies_sql(staged, plan, self._meta_sql(staged, plan, p), p)}) b
                             ON b.__row = o.__row"""
             parts = []
             if plan.fields.get("label") is not None:
@@ -148,10 +155,16 @@ class ImportWriter(Database):
                 parts.append(f"""SELECT sample_id, {p(annotator)} AS annotator, {_strip(f'w{k}')} AS label,
                                         NULL::DOUBLE AS confidence, {k + 1} AS part, __row
                                  FROM {good} o WHERE {_strip(f'w{k}')} <> ''""")
+            if plan.fields.get("annotations") is not None:
+                parts.append(f"""SELECT sample_id, coalesce(a.annotator, {p(plan.default_annotator)}) AS annotator,
+                                        a.label, NULL::DOUBLE AS confidence, {len(plan.wide) + 1} AS part, __row
+                                 FROM (SELECT sample_id, __row, unnest(anns) AS a FROM {good} o
+                                       WHERE anns IS NOT NULL)""")
             annotations = None
             if parts:
                 annotations = f"SELECT * FROM ({' UNION ALL '.join(parts)})"
-                if len(parts) > 1 or plan.key_pred_round:  # otherwise the row key made them unique
+                if len(parts) > 1 or plan.key_pred_round or plan.fields.get("annotations") is not None:
+                    # otherwise the row key made them unique
                     annotations += " QUALIFY row_number() OVER (PARTITION BY sample_id, annotator ORDER BY part, __row) = 1"
                 annotations = f"SELECT sample_id, annotator, label, confidence FROM ({annotations})"
             predictions = None
@@ -214,7 +227,9 @@ class ImportWriter(Database):
                 return self._write_import_rows(
                     cur, dataset=dataset, labels=labels, file=file, file_sha256=file_sha256, fmt=fmt,
                     rows_total=rows_total,
-                    samples="SELECT sample_id, instruction, input, output, text, batch, round, meta FROM _f_samples",
+                    samples=("SELECT sample_id, instruction, input, output, text, batch, round, meta, "
+                             + ", ".join(c if c in samples.columns else f"NULL AS {c}" for c in ("shape", "record"))
+                             + " FROM _f_samples"),
                     annotations="SELECT sample_id, annotator, label, confidence FROM _f_ann" if annotations.height else None,
                     predictions=("SELECT sample_id, round, model, predicted, confidence, probs FROM _f_pred"
                                  if predictions.height else None),
@@ -257,9 +272,9 @@ class ImportWriter(Database):
             return int(_first(p.execute(cur, sql))[0])
 
         run(f"""INSERT INTO samples (dataset, sample_id, instruction, input, output, text, batch, round,
-                                     content_hash, meta, import_id, created_at)
+                                     content_hash, meta, shape, record, import_id, created_at)
                 SELECT {d}, n.sample_id, n.instruction, n.input, n.output, n.text, n.batch, n.round,
-                       {_CONTENT_HASH.format(t='n.')}, n.meta, {iid}, {now}
+                       {_CONTENT_HASH.format(t='n.')}, n.meta, n.shape, n.record, {iid}, {now}
                 FROM ({samples}) n
                 ANTI JOIN (SELECT sample_id FROM samples WHERE dataset = {d}) e ON e.sample_id = n.sample_id
                 ORDER BY n.sample_id""")
