@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from core import vocab
-from core.gold import gold_labels
+from core.gold import dataset_gold, gold_labels, sample_gold
 from core.review import QUEUE_REASONS
 from core.store import TEXT_FIELDS, Store, StoreError
 
@@ -461,7 +461,7 @@ def bulk_entries(store: Store, dataset: str, reason: str, limit: int = 200) -> p
     state = store.sample_review_state(dataset, ids, with_text=True)
     reviews = state.filter(pl.col("version") > 0).select("sample_id", "version",
                                                          pl.col("review_label").alias("new_label"))
-    gold = gold_labels(store.annotations_of(dataset, ids), reviews)
+    gold = sample_gold(store, dataset, ids, reviews)  # the dataset's gold rule (its consensus method)
     return bulk_frame(entries, state, gold)
 
 
@@ -534,7 +534,8 @@ def bulk_claimed(store: Store, dataset: str, reviewer: str, reason: str | None =
     claims = held_claims(store, reviewer, dataset)
     if reason is not None:
         claims = claims.filter(pl.col("reason") == reason)
-    return claimed_frame(store.bulk_review_rows(dataset, claims["entry_id"].to_list()))
+    return _with_dataset_gold(store, dataset,
+                              claimed_frame(store.bulk_review_rows(dataset, claims["entry_id"].to_list())))
 
 
 def changed_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
@@ -546,12 +547,136 @@ def changed_rows(table: pl.DataFrame) -> list[dict[str, Any]]:
             for r in changed.iter_rows(named=True)]
 
 
+# ------------------------------------------------------------------------- consensus routing
+def _with_dataset_gold(store: Store, dataset: str, table: pl.DataFrame) -> pl.DataFrame:
+    """A bulk table whose current_label / source / label follow the dataset's gold rule (its consensus
+    method and gold questions) instead of the plain vote :func:`claimed_frame` computes from its rows."""
+    ids = table["sample_id"].to_list()
+    if not ids:
+        return table
+    gold = sample_gold(store, dataset, ids).select("sample_id", pl.col("gold_label").alias("_gold"),
+                                                   pl.col("source").alias("_source"))
+    return (table.join(gold, on="sample_id", how="left", maintain_order="left")
+            .with_columns(pl.col("_gold").alias("current_label"), pl.col("_source").alias("source"),
+                          pl.col("_gold").alias("label"))
+            .drop("_gold", "_source"))
+
+
+def _decided(state: pl.DataFrame, gold_questions: pl.DataFrame | None) -> pl.DataFrame:
+    """Samples whose label a person has decided (reviewed, a gold question) or that are excluded."""
+    skip = state.filter(pl.col("excluded") | (pl.col("version") > 0)).select(pl.col("sample_id").cast(pl.Utf8))
+    if gold_questions is not None and gold_questions.height:
+        skip = pl.concat([skip, gold_questions.select(pl.col("sample_id").cast(pl.Utf8))])
+    return skip
+
+
+def low_consensus_candidates(consensus: pl.DataFrame, state: pl.DataFrame, threshold: float,
+                             gold_questions: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Samples whose consensus confidence is below ``threshold``, least confident first.
+
+    consensus: sample_id, consensus_label, confidence, n_ratings, source (the frame of
+    :class:`core.gold.Consensus`: one row per rated sample). state: sample_id, excluded, version
+    (:meth:`Store.sample_review_state`). Excluded, reviewed and gold-question samples are left out:
+    a person has decided them. A majority-vote tie (no label, confidence ≤ 0.5) is a candidate.
+    Returns the consensus columns plus priority (1 − confidence).
+    """
+    t = _check_threshold(threshold)
+    return (
+        consensus.select("sample_id", "consensus_label", pl.col("confidence").cast(pl.Float64), "n_ratings", "source")
+        .with_columns(pl.col("sample_id").cast(pl.Utf8))
+        .filter(pl.col("confidence").is_not_null() & pl.col("confidence").is_not_nan() & (pl.col("confidence") < t))
+        .join(_decided(state, gold_questions), on="sample_id", how="anti")
+        .with_columns((1.0 - pl.col("confidence")).alias("priority"))
+        .sort(["confidence", "sample_id"])
+    )
+
+
+def queue_low_consensus(store: Store, dataset: str, actor: str,
+                        threshold: float = vocab.REVIEW_CONFIDENCE) -> int:
+    """Send to review every sample whose consensus confidence (by the dataset's consensus method) is
+    below ``threshold`` (default 0.7, the guideline's review threshold), reason ``low_consensus``,
+    least confident first. Returns how many entries were added."""
+    actor = _actor(actor)
+    t = _check_threshold(threshold)
+    found = dataset_gold(store, dataset)
+    cand = low_consensus_candidates(found.consensus.frame, store.sample_review_state(dataset), t,
+                                    store.gold_questions(dataset))
+    if cand.height == 0:
+        return 0
+    return store.enqueue(dataset, cand["sample_id"].to_list(), "low_consensus", actor,
+                         priority=cand["priority"].to_list(),
+                         detail={"threshold": t, "method": found.method,
+                                 "rule": "consensus confidence below threshold"})
+
+
+def more_annotation_candidates(consensus: pl.DataFrame, state: pl.DataFrame, min_ratings: int, threshold: float,
+                               gold_questions: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Samples that need another annotation: fewer than ``min_ratings`` ratings and consensus confidence
+    below ``threshold``, least confident first (inputs as :func:`low_consensus_candidates`).
+
+    Samples without any rating are not listed (they are plain unlabeled samples, not uncertain ones).
+    """
+    t = _check_threshold(threshold)
+    if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 1:
+        raise ValueError(f"min_ratings must be a whole number of ratings (1 or more), got {min_ratings!r}")
+    return (low_consensus_candidates(consensus, state, t, gold_questions)
+            .filter(pl.col("n_ratings") < int(min_ratings)))
+
+
+def needs_more_annotations(store: Store, dataset: str, min_ratings: int = 3,
+                           threshold: float = vocab.REVIEW_CONFIDENCE) -> pl.DataFrame:
+    """The samples that need one more annotation (see :func:`more_annotation_candidates`), by the
+    dataset's consensus method, for the labeling tool: sample_id, batch, round, n_ratings, rated_by
+    (the annotators who labeled it already, ``;``-separated, so the tool assigns someone else),
+    consensus_label, confidence, method, least confident first."""
+    found = dataset_gold(store, dataset)
+    cand = more_annotation_candidates(found.consensus.frame, store.sample_review_state(dataset), min_ratings,
+                                      threshold, store.gold_questions(dataset))
+    ann = store.annotations_of(dataset, cand["sample_id"].to_list()) if cand.height else \
+        pl.DataFrame(schema={"sample_id": pl.Utf8, "annotator": pl.Utf8})
+    who = ann.group_by("sample_id").agg(pl.col("annotator").unique().sort().str.join(";").alias("rated_by"))
+    where = (store.samples(dataset).select("sample_id", "batch", "round")
+             .join(cand.select("sample_id"), on="sample_id", how="semi"))
+    return (cand.join(where, on="sample_id", how="left", maintain_order="left")
+            .join(who, on="sample_id", how="left", maintain_order="left")
+            .select("sample_id", "batch", "round", "n_ratings", "rated_by", "consensus_label", "confidence",
+                    pl.col("source").alias("method")))
+
+
+def needs_more_annotations_csv(frame: pl.DataFrame) -> bytes:
+    """The :func:`needs_more_annotations` list as UTF-8 CSV for the labeling tool (ids, no sample text:
+    the tool has the samples, and the file then carries no personal data)."""
+    return frame.write_csv().encode("utf-8")
+
+
+def queue_consensus_changes(store: Store, dataset: str, changed: pl.DataFrame, actor: str,
+                            reason: str = "low_consensus", detail: dict[str, Any] | None = None) -> int:
+    """Queue samples whose gold label differs between consensus methods (the Annotators page's
+    comparison) for review. changed: sample_id and optionally priority (default 1). ``reason``:
+    ``low_consensus`` or ``disagreement``. Reviewed or excluded samples are left out. Returns how many
+    entries were added."""
+    actor = _actor(actor)
+    if reason not in ("low_consensus", "disagreement"):
+        raise ValueError(f"reason must be low_consensus or disagreement, got {reason!r}")
+    ids = changed.select(pl.col("sample_id").cast(pl.Utf8),
+                         (pl.col("priority") if "priority" in changed.columns else pl.lit(1.0)).cast(pl.Float64)
+                         .alias("priority"))
+    ids = ids.join(_decided(store.sample_review_state(dataset, ids["sample_id"].to_list()), None),
+                   on="sample_id", how="anti")
+    if ids.height == 0:
+        return 0
+    return store.enqueue(dataset, ids["sample_id"].to_list(), reason, actor, priority=ids["priority"].to_list(),
+                         detail={"rule": "consensus methods disagree", **(detail or {})})
+
+
 __all__ = [
-    "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError",
-    "bulk_claimed", "bulk_entries", "bulk_frame", "changed_rows", "claim_entries", "claim_next",
-    "claim_ttl_seconds", "claimed_frame", "close_entry", "confidence_threshold", "day_bounds",
-    "disagreement_candidates", "held_claims", "low_confidence_candidates", "preview_text", "progress_counts",
-    "queue_active_learning", "queue_disagreement", "queue_label_issues", "queue_listing",
-    "queue_low_confidence", "queue_manual", "queue_progress", "release_claims", "release_entry", "reopen_entry",
-    "set_confidence_threshold", "skip_entry", "top_probabilities", "votes_text",
+    "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError", "bulk_claimed",
+    "bulk_entries", "bulk_frame", "changed_rows", "claim_entries", "claim_next", "claim_ttl_seconds",
+    "claimed_frame", "close_entry", "confidence_threshold", "day_bounds", "disagreement_candidates", "held_claims",
+    "low_confidence_candidates", "low_consensus_candidates", "more_annotation_candidates",
+    "needs_more_annotations", "needs_more_annotations_csv", "preview_text", "progress_counts",
+    "queue_active_learning", "queue_consensus_changes", "queue_disagreement", "queue_label_issues",
+    "queue_listing", "queue_low_confidence", "queue_low_consensus", "queue_manual", "queue_progress",
+    "release_claims", "release_entry", "reopen_entry", "set_confidence_threshold", "skip_entry",
+    "top_probabilities", "votes_text",
 ]

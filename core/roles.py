@@ -35,6 +35,7 @@ class Action(StrEnum):
     REVIEW = "save reviews"
     QUEUE_STATUS = "skip or release review queue entries"
     AUDIT_NOTE = "write to the audit log directly"
+    GOLD = "mark gold questions"
 
 
 _LEADS = frozenset({LEAD, SYSTEM})
@@ -53,6 +54,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.REVIEW: _REVIEWERS,
     Action.QUEUE_STATUS: _REVIEWERS,
     Action.AUDIT_NOTE: frozenset({SYSTEM}),
+    Action.GOLD: _LEADS,  # a gold question scores the annotators: only a lead decides its truth
 }
 assert set(ALLOWED) == set(Action), "every action needs a rule"
 

@@ -15,6 +15,7 @@ TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "text")
 QUEUE_REASONS: dict[str, str] = {
     "low_confidence": "Low model confidence",
     "disagreement": "Annotator disagreement",
+    "low_consensus": "Low consensus confidence",
     "label_issue": "Suspected label error",
     "active_learning": "Active-learning pick",
     "manual": "Manual",

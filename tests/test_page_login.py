@@ -13,10 +13,10 @@ from core.auth import hash_password
 
 ROOT = Path(APP).parent
 ALL_PAGES = ["pages/overview.py", "pages/agreement.py", "pages/drift.py", "pages/data_quality.py",
-             "pages/iterations.py", "pages/review.py", "pages/selection.py", "pages/audit.py",
-             "pages/import_data.py"]
+             "pages/iterations.py", "pages/annotators.py", "pages/review.py", "pages/selection.py",
+             "pages/audit.py", "pages/import_data.py"]
 READ_ONLY = {"pages/overview.py", "pages/agreement.py", "pages/drift.py", "pages/data_quality.py",
-             "pages/iterations.py", "pages/audit.py"}
+             "pages/iterations.py", "pages/annotators.py", "pages/audit.py"}
 EXISTING = list(ALL_PAGES)  # every page must exist: a missing one fails, never a silent skip
 
 

@@ -29,6 +29,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/drift.py", "Drift", ":material/ssid_chart:", "Quality", _EVERYONE),
     PageSpec("pages/data_quality.py", "Data quality", ":material/rule:", "Quality", _EVERYONE, writes=True),
     PageSpec("pages/iterations.py", "Iterations", ":material/trending_up:", "Quality", _EVERYONE, writes=True),
+    PageSpec("pages/annotators.py", "Annotators", ":material/badge:", "Quality", _EVERYONE, writes=True),
     PageSpec("pages/review.py", "Review", ":material/edit_note:", "Labeling", _WORKERS, writes=True),
     PageSpec("pages/selection.py", "Active learning", ":material/target:", "Labeling", _WORKERS, writes=True),
     PageSpec("pages/audit.py", "Audit", ":material/history:", "Labeling", _EVERYONE),

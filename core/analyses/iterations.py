@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.gold import gold_labels
+from core.gold import dataset_gold
 from core.metrics import (
     iteration_table,
     labeled_volume,
@@ -19,7 +19,8 @@ from core.store import Store
 def iterations_view(store: Store, name: str) -> dict[str, Any]:
     """Everything the Iterations page and its report show for dataset ``name``."""
     predictions = store.prediction_labels(name)
-    gold = gold_labels(store.annotations(name).select("sample_id", "annotator", "label"), store.latest_reviews(name))
+    found = dataset_gold(store, name)  # latest review, else gold question, else the dataset's consensus method
+    gold = found.labels
     computed, per_round = round_metrics(predictions, gold)
     volume = labeled_volume(store.samples(name).select("sample_id", "round"), gold)
     imported = store.imported_round_metrics(name)
@@ -29,6 +30,9 @@ def iterations_view(store: Store, name: str) -> dict[str, Any]:
         "prediction_rounds": sorted(predictions["round"].unique().to_list()),
         "n_gold": gold.height,
         "n_review_gold": int((gold["source"] == "review").sum()),
+        "gold_method": found.method,
+        "gold_sources": dict(gold.group_by("source").len().sort("source").iter_rows()),
+        "gold_note": found.note,
         "computed": computed,
         "per_round": per_round,
         "f1_matrix": per_class_f1_matrix(per_round),

@@ -18,7 +18,7 @@ from core.checks.base import (
     preview,
     text_fields,
 )
-from core.gold import gold_labels
+from core.gold import dataset_gold
 from core.quality import out_of_fold_probs, suspected_label_errors
 from core.store import Store
 
@@ -63,7 +63,8 @@ def prediction_round(store: Store, dataset: str) -> int | None:
 
 
 def _gold(store: Store, dataset: str, samples: pl.DataFrame) -> pl.DataFrame:
-    gold = gold_labels(store.annotations(dataset), store.latest_reviews(dataset))
+    # the dataset's gold rule (review, gold question, its consensus method); label_source says which
+    gold = dataset_gold(store, dataset).labels.select("sample_id", "gold_label", "source")
     return gold.join(samples.select("sample_id"), on="sample_id", how="semi").sort("sample_id")
 
 

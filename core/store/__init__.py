@@ -35,6 +35,7 @@ from core.store.db import (  # noqa: F401 (re-exported)
 from core.store.embeddings import EmbeddingCache
 from core.store.errors import StoreBusy, StoreConflict, StoreError, UnknownDataset
 from core.store.evaluation import EvaluationRounds
+from core.store.gold import GOLD_QUESTION_SOURCES, GoldQuestions  # noqa: F401 (re-exported)
 from core.store.imports.staging import (  # noqa: F401 (re-exported)
     _STAGING_TABLES,
     _STAGING_VIEWS,
@@ -59,7 +60,7 @@ from core.vocab import TEXT_FIELDS  # noqa: F401 (re-exported)
 
 
 class Store(Datasets, DatasetSettings, Samples, Annotations, Predictions, Reviews, ReviewQueue, AuditLog,
-            EmbeddingCache, EvaluationRounds, Staging, RowChecks, ImportWriter, Schema, Database):
+            EmbeddingCache, EvaluationRounds, GoldQuestions, Staging, RowChecks, ImportWriter, Schema, Database):
     """A DuckDB-backed store. Create it with :func:`open_store`; share one per process.
 
     Thread-safe: each thread gets its own cursor. Opening the file waits up to
