@@ -88,6 +88,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "pred_round": ("pred_round", "model_round", "prediction_round"),
     "batch": ("batch", "batch_id"),
     "model": ("model", "model_name", "model_id"),
+    # a gold (honeypot) question's true label: the sample is marked gold on import (core.store.gold)
+    "gold_label": ("gold_label", "true_label", "ground_truth", "gold"),
 }
 WIDE_LABEL_PREFIX = "label_"
 #: ``label_*`` columns that are not an annotator's label: the provenance an export writes beside ``label``.
@@ -122,6 +124,7 @@ class ColumnMapping:
     pred_round: str | None = None
     batch: str | None = None
     model: str | None = None
+    gold_label: str | None = None
     wide_labels: dict[str, str] = field(default_factory=dict)
     prob_columns: dict[str, str] = field(default_factory=dict)
     meta: list[str] = field(default_factory=list)
@@ -195,6 +198,8 @@ class ImportResult:
     shape: str | None = None
     question: str | None = None
     ids_from_content: int = 0
+    #: Samples marked (or re-marked with a new label) as gold questions by a ``gold_label`` column.
+    gold_questions: int = 0
 
     @property
     def rows_bad(self) -> int:
@@ -209,6 +214,8 @@ class ImportResult:
                 f"{plural(self.rows_bad, 'row')} rejected")
         if self.ids_from_content:
             text += f"; {plural(self.ids_from_content, 'id')} derived from content"
+        if self.gold_questions:
+            text += f"; {plural(self.gold_questions, 'gold question')} marked"
         return text
 
 
@@ -934,5 +941,5 @@ def import_file(
         annotations_new=counts["annotations_new"], annotations_changed=counts["annotations_changed"],
         predictions_new=counts["predictions_new"], labels=labels, mapping=m,
         errors=errors.rename({"__row": "row"}), shape=the_shape, question=question,
-        ids_from_content=from_content,
+        ids_from_content=from_content, gold_questions=counts.get("gold_questions", 0),
     )

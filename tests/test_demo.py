@@ -46,7 +46,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def samples(frames):
     """One row per sample: text fields, batch, round, true label, planted kind."""
-    long = pl.concat([frames["annotations"], frames["current"]])
+    long = pl.concat([frames["annotations"], frames["current"]], how="diagonal")
     first = long.unique("id", keep="first", maintain_order=True).drop("annotator", "label")
     return first.join(frames["truth"].drop("batch", "round", "lang"), on="id", how="inner").sort("id")
 
@@ -54,7 +54,7 @@ def samples(frames):
 @pytest.fixture(scope="module")
 def wide(frames):
     """Annotator labels per sample, with the majority (>= 2 votes) and the true label."""
-    long = pl.concat([frames["annotations"], frames["current"]])
+    long = pl.concat([frames["annotations"], frames["current"]], how="diagonal")
     w = long.pivot(on="annotator", index="id", values="label")
 
     def majority(row):
@@ -117,7 +117,7 @@ def test_sizes_ids_and_long_form(frames, samples):
     assert sizes == BATCH_SIZES
     assert dict(ann.unique("id").select("batch", "round").unique().iter_rows()) == {"r1": 1, "r2": 2, "r3": 3, "r4": 4}
     assert cur["batch"].unique().to_list() == ["current"] and cur["round"].unique().to_list() == [5]
-    both = pl.concat([ann, cur])
+    both = pl.concat([ann, cur], how="diagonal")
     assert both.select("id", "annotator").is_unique().all()
     assert set(both["annotator"].unique()) == set(ANNOTATORS)
     assert set(both["label"].unique()) == set(DEMO_LABELS)
@@ -198,10 +198,10 @@ def test_chen_is_clearly_weaker(wide):
         kappa[a] = cohen_kappa_score(w[a].to_list(), w["majority"].to_list())
         rated = wide.filter(pl.col(a).is_not_null())
         accuracy[a] = (rated[a] == rated["true_label"]).mean()
-    assert kappa["chen"] < 0.7, kappa
+    assert kappa["chen"] < 0.6, kappa  # the guideline's retrain band: the Annotators page flags him
     assert kappa["alice"] > 0.85 and kappa["bo"] > 0.85, kappa
     assert 0.90 <= accuracy["alice"] <= 0.96 and 0.90 <= accuracy["bo"] <= 0.96, accuracy
-    assert 0.60 <= accuracy["chen"] <= 0.80, accuracy
+    assert 0.50 <= accuracy["chen"] <= 0.62, accuracy
     # The careful annotators' errors sit on the confusable pairs.
     for a in ("alice", "bo"):
         err = wide.filter(pl.col(a).is_not_null() & (pl.col(a) != pl.col("true_label"))
@@ -393,3 +393,15 @@ def test_import_predictions_of_four_rounds(imported):
     assert res.rows_bad == 0, res.errors.head(5)
     assert res.predictions_new == 4 * 3000
     assert sorted(store.predictions(DEMO_DATASET)["round"].unique().to_list()) == [1, 2, 3, 4]
+
+
+def test_gold_questions_carry_the_true_label(frames):
+    ann = frames["annotations"]
+    gold = ann.filter(pl.col("gold_label").is_not_null()).select("id", "gold_label").unique().sort("id")
+    assert 50 <= gold.height <= 60, gold.height
+    truth = frames["truth"].join(gold, on="id")
+    assert (truth["true_label"] == truth["gold_label"]).all()
+    assert truth["planted"].is_null().all()  # no planted label error or duplicate is a gold question
+    # every row of a gold sample carries the same gold label, and the later batch has none
+    assert ann.group_by("id").agg(pl.col("gold_label").n_unique()).filter(pl.col("gold_label") > 1).height == 0
+    assert "gold_label" not in frames["current"].columns

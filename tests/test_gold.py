@@ -367,3 +367,24 @@ def test_share_interval_is_the_item_bootstrap(hits, n):
 
 def test_share_interval_without_items_is_undefined():
     assert all(math.isnan(v) for v in share_interval(0, 0))
+
+
+def test_demo_weaker_annotator_is_found_and_gold_questions_land(tmp_path):
+    """The demo's planted weak annotator is flagged (Dawid-Skene quality and gold accuracy), the careful ones are
+    not, and the demo's gold_label column lands as gold questions through the importer."""
+    from core.analyses.annotators import annotators_view
+    from core.demo import DEMO_DATASET
+    from core.seed import load_demo
+    from core.store import open_store
+
+    store = open_store(tmp_path / "demo.duckdb")
+    load_demo(store)
+    gold = store.gold_questions(DEMO_DATASET)
+    assert 50 <= gold.height <= 60 and set(gold["source"]) == {"import"}
+    table = {r["annotator"]: r for r in annotators_view(store, DEMO_DATASET, n_boot=20).table.iter_rows(named=True)}
+    assert table["chen"]["flagged"] and table["chen"]["dawid_skene"] < 0.6
+    assert table["chen"]["n_gold"] >= 45 and table["chen"]["gold_accuracy"] < 0.7
+    for careful in ("alice", "bo"):
+        assert not table[careful]["flagged"] and table[careful]["dawid_skene"] > 0.9
+        assert table[careful]["gold_accuracy"] > 0.85
+    store.close()

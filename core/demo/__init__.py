@@ -9,13 +9,16 @@ Files written by :func:`generate_demo` (JSONL, UTF-8, ``ensure_ascii=False``), i
 
 ``annotations`` (``demo_annotations.jsonl``)
     Long form, one row per (sample, annotator): ``id, batch, round, annotator, label,
-    instruction, input, output, channel, lang, created_at``. 3,000 samples ``cs-00001`` …
+    instruction, input, output, channel, lang, created_at, gold_label``. 3,000 samples ``cs-00001`` …
     ``cs-03000`` in batches ``r1``–``r4`` (rounds 1–4; 900/800/700/600 samples), about 55%
     Chinese. Annotators ``alice`` and ``bo`` are accurate (about 93% correct, Cohen's kappa
     against the majority vote about 0.95; errors mostly on the confusable pairs
     refund↔cancel_order, shipping_status↔change_address, complaint↔refund,
-    product_question↔invoice, and on ambiguous messages); ``chen`` is clearly weaker (about 68%
-    correct, kappa against the majority about 0.68, errors less tied to the confusable pairs).
+    product_question↔invoice, and on ambiguous messages); ``chen`` is clearly weaker (about 57%
+    correct, kappa against the majority about 0.55, errors less tied to the confusable pairs:
+    the Annotators page flags him below the guideline's 0.6). ``gold_label`` holds the true label
+    of about 60 gold (honeypot) questions (every 50th reference sample that is not planted) and is
+    null elsewhere; the importer marks them gold, and the annotators are scored against them.
 ``predictions`` (``demo_predictions.jsonl``)
     ``id, pred_round, model, probs`` with ``probs`` a JSON object ``{label: p}`` (6 decimals,
     summing to 1 within 1e-9), for all 3,000 reference samples in each model round 1–4

@@ -61,7 +61,7 @@ _ZH_SHARE_REF = 0.55
 _ZH_SHARE_CUR = 0.70
 # Per annotator: base error rate, share of errors that go to a confusable neighbour, and how
 # strongly errors follow the sample's difficulty (careful annotators err on the hard ones).
-_ANNOTATOR_ERR = {"alice": (0.055, 0.85, 0.5), "bo": (0.06, 0.85, 0.5), "chen": (0.315, 0.4, 0.15)}
+_ANNOTATOR_ERR = {"alice": (0.055, 0.85, 0.5), "bo": (0.06, 0.85, 0.5), "chen": (0.45, 0.4, 0.15)}
 # Model rounds: error rate (tuned to the macro-F1 targets) and share of uncertain samples.
 _MODEL_ERR = (0.163, 0.105, 0.076, 0.046)
 _MODEL_UNCERTAIN = (0.14, 0.10, 0.07, 0.05)
@@ -294,6 +294,17 @@ def _build_samples(rng: _Draw) -> list[dict[str, Any]]:
     return samples
 
 
+#: Every GOLD_EVERY-th reference sample (not a planted one) is a gold question: its true label is in the file.
+GOLD_EVERY = 50
+
+
+def _gold_label(s: dict[str, Any]) -> str | None:
+    """The true label of a gold (honeypot) question, else None; chosen by id, so the random draws stay as they were."""
+    if s["batch"] not in BATCH_SIZES or s.get("planted") or int(s["id"].rsplit("-", 1)[1]) % GOLD_EVERY != 25:
+        return None
+    return s["true_label"]
+
+
 def _long_frame(samples: list[dict[str, Any]]) -> pl.DataFrame:
     rows = []
     for s in samples:
@@ -304,10 +315,11 @@ def _long_frame(samples: list[dict[str, Any]]) -> pl.DataFrame:
                 "id": s["id"], "batch": s["batch"], "round": s["round"], "annotator": name,
                 "label": s["labels"][name], "instruction": s["instruction"], "input": s["input"],
                 "output": s["output"], "channel": s["channel"], "lang": s["lang"], "created_at": s["created_at"],
+                "gold_label": _gold_label(s),
             })
     schema = {"id": pl.Utf8, "batch": pl.Utf8, "round": pl.Int64, "annotator": pl.Utf8, "label": pl.Utf8,
               "instruction": pl.Utf8, "input": pl.Utf8, "output": pl.Utf8, "channel": pl.Utf8, "lang": pl.Utf8,
-              "created_at": pl.Utf8}
+              "created_at": pl.Utf8, "gold_label": pl.Utf8}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -352,7 +364,7 @@ def generate_demo_frames(seed: int = 7) -> dict[str, pl.DataFrame]:
     return {
         "annotations": _long_frame(ref),
         "predictions": pl.concat(pred_parts),
-        "current": _long_frame(cur),
+        "current": _long_frame(cur).drop("gold_label"),
         "truth": truth,
     }
 

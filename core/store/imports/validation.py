@@ -42,7 +42,7 @@ class RowChecks(Database):
             f"{stripped('label')} AS label", f"{stripped('annotator')} AS annotator",
             f"{stripped('confidence')} AS confidence_raw", f"{number('confidence')} AS confidence",
             f"{stripped('prediction')} AS predicted", f"{number('pred_confidence')} AS pred_conf",
-            f"{txt('model')} AS model",
+            f"{txt('model')} AS model", f"{stripped('gold_label')} AS gold_label",
             *[f"{_text(staged, i)} AS w{k}" for k, (_, i) in enumerate(plan.wide)],
             "(" + " OR ".join(f"{txt(t)} IS NOT NULL" for t in TEXT_FIELDS) + ") AS has_text",
             # the annotations a tool export carries per record (core.record_rows), a list of {annotator, label}
@@ -107,6 +107,8 @@ class RowChecks(Database):
                 THEN 'label ''' || label || ''' is not in the label set'""",
             f"""WHEN predicted <> '' AND NOT list_contains({labels}, predicted)
                 THEN 'predicted label ''' || predicted || ''' is not in the label set'""",
+            f"""WHEN gold_label <> '' AND NOT list_contains({labels}, gold_label)
+                THEN 'gold label ''' || gold_label || ''' is not in the label set'""",
         ]
         for k, (annotator, _) in enumerate(plan.wide):
             whens.append(f"""WHEN {_strip(f'w{k}')} <> '' AND NOT list_contains({labels}, {_strip(f'w{k}')})

@@ -135,6 +135,14 @@ class ImportWriter(Database):
                             FROM {ok} o ANTI JOIN _stored s ON s.sample_id = o.sample_id
                                         ANTI JOIN _firsts f ON f.sample_id = o.sample_id
                             WHERE NOT o.has_text""")
+            if plan.fields.get("gold_label") is not None:
+                late.append(f"""SELECT o.__row, 0 AS prio, 'gold label ''' || o.gold_label || ''' differs from row '
+                                       || g.first_row || ' with the same id ''' || o.sample_id || '''' AS reason
+                                FROM {ok} o JOIN (SELECT sample_id, min(__row) AS first_row,
+                                                         arg_min(gold_label, __row) AS g0
+                                                  FROM {ok} o WHERE gold_label <> '' GROUP BY sample_id
+                                                  HAVING count(DISTINCT gold_label) > 1) g ON g.sample_id = o.sample_id
+                                WHERE o.gold_label <> '' AND o.gold_label <> g.g0""")
             p.execute(cur, f"""CREATE OR REPLACE TEMP TABLE _late AS
                             SELECT __row, arg_min(reason, prio) AS reason
                             FROM ({' UNION ALL '.join(late)}) GROUP BY __row""")
@@ -193,6 +201,17 @@ class ImportWriter(Database):
                 cur, dataset=dataset, labels=plan.labels, file=file, file_sha256=file_sha256, fmt=fmt,
                 rows_total=staged.rows + staged.bad.height, samples=samples, annotations=annotations,
                 predictions=predictions, errors="SELECT * FROM _err", params=p, actor=actor)
+            if plan.fields.get("gold_label") is not None:
+                # a gold_label column marks gold questions, in this transaction; unchanged ones are not rewritten
+                gold = _frame(cur, f"""SELECT n.* FROM (SELECT sample_id, arg_min(gold_label, __row) AS gold_label
+                                                        FROM {good} o WHERE gold_label <> '' GROUP BY sample_id) n
+                                       ANTI JOIN (SELECT sample_id, gold_label FROM gold_questions WHERE dataset = ?) q
+                                         ON q.sample_id = n.sample_id AND q.gold_label = n.gold_label
+                                       ORDER BY n.sample_id""", [dataset])
+                counts["gold_questions"] = 0
+                if gold.height:
+                    authorize(actor, Action.GOLD)
+                    counts["gold_questions"] = self._write_gold_questions(cur, dataset, gold, actor, "import")
             error_frame = _frame(cur, "SELECT __row, reason, raw FROM _err ORDER BY __row")
         return counts, error_frame
 
