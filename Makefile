@@ -1,6 +1,6 @@
 # Two entry points (see README): `make run` starts the app on the demo data, `make test` runs every test.
 # Each does all of its own set-up: a .venv in the project root, pinned requirements, and for the
-# browser tests Debian's chromium.
+# browser tests Debian's chromium and CJK fonts.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -27,10 +27,12 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt $(VENV)/.deps
 deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
 
+# Chromium for the browser tests, and Noto CJK so their screenshots show Chinese text (not boxes).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-noto-cjk >/dev/null 2>&1; } || { \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 	@chromium --version
 
 run: $(VENV)/.deps

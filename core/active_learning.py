@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +20,22 @@ import polars as pl
 from scipy.spatial.distance import cdist
 
 from core import selection, vocab
-from core.embeddings import describe_choice, embed, resolve_model, text_hash
+from core.embeddings import (
+    EmbeddingModel,
+    describe_choice,
+    embed,
+    resolve_model,
+    text_hash,
+)
 from core.gold import gold_labels
 from core.quality import combine_fields
+
 # The text fields joined (newline, empty ones skipped) into the text that is embedded: the same
 # fields and order as the drift page, so both share the embedding cache.
 from core.store import TEXT_FIELDS
 
 __all__ = [
+    "CONFIRM_ABOVE",
     "NEEDS_EMBEDDINGS",
     "NEEDS_PROBS",
     "PICK_COLUMNS",
@@ -34,19 +44,23 @@ __all__ = [
     "STRATEGIES",
     "TEXT_FIELDS",
     "UNCERTAINTY",
+    "EmbeddingCancelled",
     "Pool",
     "build_pool",
     "embed_pool",
+    "embed_rows",
+    "embedding_estimate",
+    "embedding_rows",
     "map_frame",
     "map_rows",
-    "project_2d",
+    "picks_csv",
+    "picks_jsonl",
     "pool_from_frames",
     "pool_map",
     "pool_options",
     "precompute_embeddings",
-    "picks_csv",
-    "picks_jsonl",
     "prob_matrix",
+    "project_2d",
     "queue_picks",
     "select",
 ]
@@ -302,6 +316,113 @@ def pool_options(store: Any, dataset: str) -> dict[str, list]:
 
 # --------------------------------------------------------------------------- embeddings
 
+#: Texts to encode above which the page shows an estimate and asks before embedding.
+CONFIRM_ABOVE = 2000
+#: Texts per second assumed before one was measured in this process: conservative (3,600 texts took
+#: 136 s on a busy 2-core machine, ~26 a second).
+DEFAULT_TEXTS_PER_SECOND = 25.0
+_THROUGHPUT: dict[str, float] = {}  # model id -> texts per second measured by embed_rows in this process
+_THROUGHPUT_LOCK = threading.Lock()
+
+
+class EmbeddingCancelled(Exception):
+    """Embedding stopped on request; the texts encoded until then are cached in the store."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"embedding cancelled after {done:,} of {total:,} texts (those are cached)")
+        self.done, self.total = done, total
+
+
+def embedding_rows(pool: Pool, strategy: str, k: int, *, method: str = "margin", pool_factor: float = 10,
+                   round_index: int = 0, n_rounds: int = 10) -> np.ndarray:
+    """The pool rows whose embeddings ``strategy`` reads (sorted int64; empty for strategies without).
+
+    - k-center: every pool row: the candidates, and the rows left out as reviewed / queued, which
+      count as centers already chosen (it measures distances to them);
+    - k-means: the candidates only (the others are left out of the clustering);
+    - hybrid / adaptive hybrid: only the ceil(pool_factor * k) most uncertain candidates with a
+      prediction (:func:`core.selection.hybrid_pool`): its k-center starts from no chosen center.
+
+    ValueError (as :func:`select`) when k does not fit the candidates.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy not in NEEDS_EMBEDDINGS:
+        return np.empty(0, dtype=np.int64)
+    if strategy == "k_center":
+        return np.arange(pool.n, dtype=np.int64)
+    rows = pool.candidate_rows(strategy)
+    if strategy == "k_means":
+        return rows
+    k = _check_k(k, int(rows.size), "samples with a prediction")
+    pf = float(pool_factor) if strategy == "hybrid" else selection.adaptive_pool_factor(round_index, n_rounds)
+    return rows[selection.hybrid_pool(pool.probs[rows], k, method, pf)]
+
+
+def _distinct(pool: Pool, rows: np.ndarray) -> list[str]:
+    texts = pool.frame["text_joined"].to_list()
+    return list(dict.fromkeys("" if texts[i] is None else texts[i] for i in rows.tolist()))
+
+
+def embedding_estimate(pool: Pool, rows: np.ndarray, store: Any = None, model: Any = None) -> dict[str, Any]:
+    """What embedding ``rows`` of the pool costs, before doing it: ``texts`` (rows), ``distinct`` texts,
+    ``cached`` (already in the store's cache), ``to_encode``, ``seconds`` (to_encode / texts per second:
+    measured in this process for the model, else :data:`DEFAULT_TEXTS_PER_SECOND`), ``measured`` (bool),
+    ``confirm`` (to_encode > :data:`CONFIRM_ABOVE`: ask first). Loads no packaged model."""
+    rows = np.asarray(rows, dtype=np.int64)
+    distinct = _distinct(pool, rows)
+    emb_model = resolve_model(pool.texts, model)
+    cached = 0
+    if store is not None and distinct:
+        cached = len(store.cached_embeddings(emb_model.model_id, [text_hash(t) for t in distinct]) or {})
+    to_encode = len(distinct) - cached
+    with _THROUGHPUT_LOCK:
+        rate = _THROUGHPUT.get(emb_model.model_id)
+    return {"texts": int(rows.size), "distinct": len(distinct), "cached": cached, "to_encode": to_encode,
+            "seconds": to_encode / (rate or DEFAULT_TEXTS_PER_SECOND), "measured": rate is not None,
+            "confirm": to_encode > CONFIRM_ABOVE, "model_id": emb_model.model_id}
+
+
+def embed_rows(pool: Pool, rows: np.ndarray | None = None, store: Any = None, model: Any = None,
+               progress: Callable[[int, int], Any] | None = None, stop: threading.Event | None = None,
+               batch_size: int = 64) -> np.ndarray:
+    """Embeddings of some pool rows, as a (pool.n, dim) float32 array whose other rows are NaN.
+
+    ``rows``: pool row indices (default every row; :func:`embedding_rows` gives what a strategy needs).
+    The model is chosen from the whole pool's texts (the same choice for every subset, so the cache is
+    shared). Texts are encoded in batches; ``progress(done, total)`` after each, and when ``stop`` is
+    set between batches embedding ends with :class:`EmbeddingCancelled` (what was encoded is cached).
+    """
+    idx = np.arange(pool.n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    emb_model = resolve_model(pool.texts, model)
+    texts = pool.frame["text_joined"].to_list()
+    chosen = [texts[i] for i in idx.tolist()]
+    spent = {"texts": 0, "seconds": 0.0}
+
+    def timed(batch: list[str], size: int) -> np.ndarray:  # the model's own time: the throughput estimate
+        t0 = time.monotonic()
+        out = emb_model.encode_fn(batch, size)
+        spent["seconds"] += time.monotonic() - t0
+        spent["texts"] += len(batch)
+        return out
+
+    def tick(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if stop is not None and stop.is_set() and done < total:
+            raise EmbeddingCancelled(done, total)
+
+    measured = EmbeddingModel(emb_model.model_id, emb_model.backend, emb_model.dim, timed)
+    try:
+        vectors = embed(chosen, model=measured, store=store, progress=tick, batch_size=batch_size)
+    finally:
+        if spent["texts"] >= batch_size and spent["seconds"] > 0:
+            with _THROUGHPUT_LOCK:
+                _THROUGHPUT[emb_model.model_id] = spent["texts"] / spent["seconds"]
+    out = np.full((pool.n, emb_model.dim), np.nan, dtype=np.float32)
+    out[idx] = vectors
+    return out
+
 
 def embed_pool(pool: Pool, store: Any = None, model: Any = None,
                progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
@@ -374,7 +495,8 @@ def select(
     """Run ``strategy`` on the pool's candidates and return the k picks, best first.
 
     strategy: a key of :data:`STRATEGIES`. Uncertainty strategies and the hybrids use the rows that
-    have a prediction; k-center, k-means and the hybrids need ``embeddings`` (pool order).
+    have a prediction; k-center, k-means and the hybrids need ``embeddings`` (pool order, one row per
+    pool sample; only the rows of :func:`embedding_rows` are read, the others may be NaN).
     k-center treats the pool rows excluded as reviewed / queued as centers already chosen.
     method: uncertainty measure of the hybrids; pool_factor: the hybrid's pool of
     ``pool_factor * k`` most uncertain rows; round_index (0-based) / n_rounds: the adaptive schedule.
@@ -402,6 +524,11 @@ def select(
         x = np.asarray(embeddings)
         if x.ndim != 2 or x.shape[0] != pool.n:
             raise ValueError(f"embeddings: expected {pool.n} rows (one per pool sample), got shape {x.shape}")
+        need = embedding_rows(pool, strategy, k, method=method, pool_factor=pool_factor, round_index=round_index,
+                              n_rounds=n_rounds)
+        if need.size and not np.isfinite(x[need]).all():
+            raise ValueError(f"{STRATEGIES[strategy]} needs the embeddings of {need.size:,} pool samples, "
+                             "and some are missing")
 
     scores: np.ndarray
     reasons: list[str]
@@ -425,27 +552,27 @@ def select(
             else:
                 reasons.append(f"k-center pick #{i + 1} (distance {d:.2f})")
     elif strategy == "k_means":
-        exclude = np.setdiff1d(np.arange(pool.n), rows)
-        picks = selection.kmeans_diverse(x, k, seed=seed, exclude=exclude)
+        picks = rows[selection.kmeans_diverse(x[rows], k, seed=seed)]  # the candidates only are clustered
         owner = cdist(x[rows], x[picks]).argmin(axis=1)
         counts = np.bincount(owner, minlength=k)
         scores = counts / rows.size
         reasons = [f"k-means cluster #{i + 1}: represents {c} sample{'s' if c != 1 else ''}"
                    for i, c in enumerate(counts)]
-    else:  # hybrid, adaptive_hybrid: on the rows with a prediction
-        sub_p, sub_x = pool.probs[rows], x[rows]
+    else:  # hybrid, adaptive_hybrid: k-center among the most uncertain rows with a prediction
+        sub_p = pool.probs[rows]
         if strategy == "hybrid":
             pf = float(pool_factor)
-            local = selection.hybrid(sub_p, sub_x, k, method=method, pool_factor=pf)
             head = ""
         else:
             pf = selection.adaptive_pool_factor(round_index, n_rounds)
-            local = selection.adaptive_hybrid(sub_p, sub_x, k, round_index, n_rounds, method=method)
             head = f"round {round_index + 1}/{n_rounds}, "
+        # selection.hybrid on the candidates, reading only the embeddings of its uncertain pool
+        local_pool = selection.hybrid_pool(sub_p, k, method, pf)
+        local = local_pool[selection.k_center_greedy(x[rows[local_pool]], k)]
         picks = rows[local]
         scores = selection.uncertainty_scores(sub_p, method)[local]
-        size = min(rows.size, math.ceil(pf * k - 1e-9))
-        dist = _pick_distances(sub_x, local, np.empty(0, dtype=np.int64))
+        size = int(local_pool.size)
+        dist = _pick_distances(x, picks, np.empty(0, dtype=np.int64))
         reasons = []
         for i, (s, d) in enumerate(zip(scores, dist)):
             where = f"k-center pick #{i + 1} among the {size} most uncertain"

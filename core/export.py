@@ -5,7 +5,12 @@ A sample imported with its record (chat, ShareGPT, preference, Alpaca, text, too
 message list, ShareGPT stays ``conversations``, a pair keeps ``prompt`` / ``chosen`` / ``rejected``; the
 annotators' labels give way to the gold ``label`` and its ``label_source``. A sample imported without a
 record (a plain file, all in SQL) is written as its columns: ``sample_id``, the four text fields,
-``batch``, ``round``, ``label``, ``label_source``.
+``batch``, ``round``, ``label``, ``label_source``, ``label_confidence``.
+
+Gold labels follow the dataset's gold rule (:func:`core.gold.dataset_gold`: the latest review, else a gold
+question, else the consensus of the dataset's method), so ``label_source`` is one of ``review``,
+``gold_question``, ``majority``, ``dawid_skene``, ``crowdlab``. Personal data is masked unless a team lead
+asks for it raw (:mod:`core.privacy`: checked and audited).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import records
-from core.gold import gold_labels
+from core import privacy, records
+from core.gold import dataset_gold
+from core.privacy import mask_strings  # re-exported: its old home
 from core.store import Store
 from core.vocab import TEXT_FIELDS
 
@@ -31,36 +37,27 @@ EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 #: Label Studio tasks (a JSON array) with the gold label as a ground-truth annotation.
 LABEL_STUDIO = "label-studio"
 ALL_EXPORT_FORMATS = (*EXPORT_FORMATS, LABEL_STUDIO)
-_FLAT = ("sample_id", *TEXT_FIELDS, "batch", "round", "label", "label_source")
+_FLAT = ("sample_id", *TEXT_FIELDS, "batch", "round", "label", "label_source", "label_confidence")
 
 
 def gold_frame(store: Store, dataset: str, include_excluded: bool = False) -> pl.DataFrame:
-    """Samples that have a gold label: text fields, ``label`` and ``label_source``.
+    """Samples that have a gold label: text fields (raw), ``label``, ``label_source``, ``label_confidence``.
 
-    The gold label is the latest review if any, else the annotators' majority vote when it
-    is not a tie (see :func:`core.gold.gold_labels`); samples with neither are left out.
+    The gold label is :func:`core.gold.dataset_gold`'s (latest review, else gold question, else the
+    consensus of the dataset's method, with its confidence); samples without one (a tie nobody
+    reviewed) are left out.
     """
     store.get_dataset(dataset)  # raises UnknownDataset with a clear message
-    gold = gold_labels(store.annotations(dataset), store.latest_reviews(dataset))
-    gold = gold.filter(pl.col("gold_label").is_not_null())
+    gold = dataset_gold(store, dataset).labels.filter(pl.col("gold_label").is_not_null())
     samples = store.samples(dataset, include_excluded=include_excluded)
     return (
-        samples.join(gold, on="sample_id", how="inner")
+        samples.join(gold.with_columns(pl.col("sample_id").cast(samples.schema["sample_id"])), on="sample_id",
+                     how="inner")
         .select("sample_id", "instruction", "input", "output", "text", "batch", "round",
-                pl.col("gold_label").alias("label"), pl.col("source").alias("label_source"))
+                pl.col("gold_label").alias("label"), pl.col("source").alias("label_source"),
+                pl.col("confidence").alias("label_confidence"))
         .sort("sample_id")
     )
-
-
-def mask_strings(value: Any, mask: Callable[[str], str]) -> Any:
-    """``value`` with ``mask`` applied to every string in it (dict keys left as they are)."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {k: mask_strings(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_strings(v, mask) for v in value]
-    return value
 
 
 def _display_text(record: dict[str, Any], shape: str | None, flat: dict[str, Any]) -> str:
@@ -73,21 +70,37 @@ def _display_text(record: dict[str, Any], shape: str | None, flat: dict[str, Any
     return "\n".join(str(flat[f]) for f in TEXT_FIELDS if flat.get(f))
 
 
-def gold_records(store: Store, dataset: str, fmt: str = "jsonl", mask_pii: bool = False,
-                 include_excluded: bool = False) -> list[dict[str, Any]]:
+def _raw_allowed(store: Store, dataset: str, mask_pii: bool, actor: str | None,
+                 reveal: privacy.Reveal | None, where: str) -> Callable[[str], str] | None:
+    """The mask to apply (None: raw). A raw export needs a team lead: the given ``reveal`` of this
+    dataset, else one made now for ``actor`` (checked and audited; PermissionDenied otherwise)."""
+    if mask_pii:
+        return privacy.masker()
+    if not privacy.is_revealed(reveal, dataset):
+        privacy.reveal(store, actor, dataset, where)
+    return None
+
+
+def gold_records(store: Store, dataset: str, fmt: str = "jsonl", mask_pii: bool = True,
+                 include_excluded: bool = False, actor: str | None = None,
+                 reveal: privacy.Reveal | None = None) -> list[dict[str, Any]]:
     """The gold export of ``dataset`` as a list of dicts, one per sample with a gold label, by sample id.
 
     ``fmt`` ``label-studio`` gives Label Studio tasks (:func:`core.records.to_label_studio_task`; a task
     exported from Label Studio comes back as its own task), anything else the samples in their own shape
-    (see the module docstring). ``mask_pii`` masks personal data in every string of the record (or the
-    text fields of a sample without one), before the label is added.
+    (see the module docstring). ``mask_pii`` (default) masks personal data in every string of the record
+    (or the text fields of a sample without one), before the label is added. ``mask_pii=False`` is a
+    team lead's: ``actor`` is checked (:class:`core.roles.PermissionDenied` for anyone else) and the raw
+    export audited (``pii.reveal``), unless ``reveal`` is a decision of :func:`core.privacy.reveal` for
+    this dataset that was audited already.
     """
+    if fmt not in ALL_EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(ALL_EXPORT_FORMATS)}")
+    store.get_dataset(dataset)
+    mask = _raw_allowed(store, dataset, mask_pii, actor, reveal, f"gold export ({fmt})")
     frame = gold_frame(store, dataset, include_excluded=include_excluded)
     kept = store.sample_records(dataset, include_excluded=include_excluded)
     by_id = {sid: (shape, rec) for sid, shape, rec in kept.iter_rows()}
-    mask = None
-    if mask_pii:
-        from core.quality import mask_pii as mask
     out: list[dict[str, Any]] = []
     for flat in frame.iter_rows(named=True):
         shape, text = by_id.get(flat["sample_id"], (None, None))
@@ -98,7 +111,7 @@ def gold_records(store: Store, dataset: str, fmt: str = "jsonl", mask_pii: bool 
             for f in TEXT_FIELDS:
                 if flat[f] is not None:
                     flat[f] = mask(flat[f])
-        provenance = {"label_source": flat["label_source"]}
+        provenance = {"label_source": flat["label_source"], "label_confidence": flat["label_confidence"]}
         if fmt == LABEL_STUDIO:
             if record is not None and shape == "label_studio":
                 out.append(records.to_shape(record, shape, flat["label"], provenance))
@@ -149,20 +162,23 @@ def _csv_cell(value: Any) -> str:
 
 
 def export_gold(store: Store, dataset: str, out: str | os.PathLike[str], fmt: str = "jsonl",
-                mask_pii: bool = False, include_excluded: bool = False) -> int:
+                mask_pii: bool = True, include_excluded: bool = False, actor: str | None = None,
+                reveal: privacy.Reveal | None = None) -> int:
     """Write the gold labels of ``dataset`` to ``out``; return the number of samples written.
 
     ``fmt``: ``jsonl`` (one record a line, in its own shape), ``csv`` (one column per key; nested values
     as JSON text), ``parquet`` (nested values as Arrow lists and structs: ``datasets.load_dataset(
     "parquet", data_files=out)`` reads it) or ``label-studio`` (a JSON array of tasks). ``mask_pii``
-    replaces e-mails, phone, ID and bank-card numbers and IPv4 addresses in every string of the record
-    by ``***`` plus their last 4 characters. Samples marked excluded are left out unless
+    (default) replaces e-mails, phone, ID and bank-card numbers and IP addresses in every string of the
+    record by ``***`` plus their last 4 characters; an unmasked export is a team lead's ``actor``'s, checked
+    and audited (see :func:`gold_records`). Samples marked excluded are left out unless
     ``include_excluded``. The file is written to a temporary name and renamed, so a failed export never
     leaves half a file.
     """
     if fmt not in ALL_EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(ALL_EXPORT_FORMATS)}")
-    rows = gold_records(store, dataset, fmt, mask_pii=mask_pii, include_excluded=include_excluded)
+    rows = gold_records(store, dataset, fmt, mask_pii=mask_pii, include_excluded=include_excluded, actor=actor,
+                        reveal=reveal)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")

@@ -23,6 +23,7 @@ __all__ = [
     "covering_radius",
     "diversity_weight",
     "hybrid",
+    "hybrid_pool",
     "k_center_greedy",
     "kmeans_diverse",
     "select_uncertain",
@@ -460,6 +461,28 @@ def kmeans_diverse(embeddings, k: int, seed: int = 0, exclude=None) -> np.ndarra
 # --------------------------------------------------------------------------- hybrids
 
 
+def hybrid_pool(probs, k: int, method: str = "margin", pool_factor: float = 10, exclude=None) -> np.ndarray:
+    """The rows :func:`hybrid` runs k-center greedy on: the ceil(pool_factor * k) most uncertain (capped
+    at the available rows), sorted by row index. k-center in :func:`hybrid` uses no other row (it starts
+    from no already-chosen center), so these are the only rows whose embeddings it reads.
+
+    Arguments as in :func:`hybrid`. Returns int64 row indices, ascending.
+    """
+    method = _check_method(method)
+    p = _as_probs(probs)
+    try:
+        pf = float(pool_factor)
+    except (TypeError, ValueError):
+        raise ValueError(f"pool_factor: expected a number >= 1, got {pool_factor!r}") from None
+    if not math.isfinite(pf) or pf < 1:
+        raise ValueError(f"pool_factor: expected a number >= 1, got {pool_factor!r}")
+    ex = _as_indices(exclude, p.shape[0], "exclude")
+    avail = p.shape[0] - ex.size
+    k = _as_k(k, avail, pool_desc="the pool after exclusions")
+    size = min(avail, math.ceil(pf * k - 1e-9))
+    return np.sort(_rank_desc(uncertainty_scores(p, method), ex, size))
+
+
 def hybrid(
     probs, embeddings, k: int, method: str = "margin", pool_factor: float = 10, exclude=None
 ) -> np.ndarray:
@@ -472,22 +495,11 @@ def hybrid(
     k-center greedy runs on the pool sorted by row index (so its ties go to the lower row index).
     Returns int64 row indices into the full arrays, shape (k,), in k-center pick order.
     """
-    method = _check_method(method)
     p = _as_probs(probs)
     x = _as_embeddings(embeddings)
     _check_same_rows(p, x)
-    try:
-        pf = float(pool_factor)
-    except (TypeError, ValueError):
-        raise ValueError(f"pool_factor: expected a number >= 1, got {pool_factor!r}") from None
-    if not math.isfinite(pf) or pf < 1:
-        raise ValueError(f"pool_factor: expected a number >= 1, got {pool_factor!r}")
-    ex = _as_indices(exclude, p.shape[0], "exclude")
-    avail = p.shape[0] - ex.size
-    k = _as_k(k, avail, pool_desc="the pool after exclusions")
-    size = min(avail, math.ceil(pf * k - 1e-9))
-    pool = np.sort(_rank_desc(uncertainty_scores(p, method), ex, size))
-    return pool[_kcenter(x[pool], k, np.empty(0, dtype=np.int64))]
+    pool = hybrid_pool(p, k, method, pool_factor, exclude)
+    return pool[_kcenter(x[pool], int(k), np.empty(0, dtype=np.int64))]
 
 
 def _check_round(round_index, n_rounds) -> tuple[int, int]:

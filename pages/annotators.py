@@ -8,6 +8,7 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
+from core import privacy
 from core.analyses import annotators as analysis
 from core.gold import set_consensus_method, set_gold_threshold
 from core.queue import (
@@ -21,7 +22,14 @@ from core.vocab import REVIEW_CONFIDENCE, reason_name
 from ui.cache import data_key
 from ui.errors import shown_errors
 from ui.format import safe_filename
-from ui.session import can, current_user, get_store, refresh_after_write, require_dataset
+from ui.format import table as table_view
+from ui.session import (
+    can,
+    current_user,
+    get_store,
+    refresh_after_write,
+    require_dataset,
+)
 
 NAMES = analysis.METHOD_NAMES
 RETRAIN = analysis.RETRAIN
@@ -128,8 +136,8 @@ if "crowdlab" in view.methods:
     columns.append("crowdlab")
 columns += ["n_gold", "gold_accuracy", "gold_accuracy_ci", "gold_kappa", "gold_kappa_ci", "kappa_vs_consensus",
             "worst_class", "why"]
-st.dataframe(
-    shown.select(columns), hide_index=True, width="stretch",
+table_view(
+    shown.select(columns),
     column_config={
         "annotator": st.column_config.TextColumn("Annotator"),
         "flagged": st.column_config.CheckboxColumn(f"Below {RETRAIN:g}", help="A quality below the retrain line "
@@ -232,8 +240,9 @@ else:
     st.caption(f"{comparison.height:,} samples whose gold label depends on the method (reviewed samples and gold "
                f"questions never do), least confident first. **current** is the gold label now (empty: a tie), "
                f"**confidence** its {NAMES[view.method]} confidence.")
-    st.dataframe(
-        comparison.drop("priority").head(MAX_ROWS_SHOWN), hide_index=True, width="stretch",
+    comparison = privacy.mask_frame(comparison, columns=["text"])  # shown and downloaded: personal data masked
+    table_view(
+        comparison.drop("priority").head(MAX_ROWS_SHOWN),
         column_config={"sample_id": st.column_config.TextColumn("Sample"),
                        "text": st.column_config.TextColumn("Text", width="large"),
                        "confidence": st.column_config.NumberColumn("Confidence", format="%.2f"),

@@ -1,8 +1,10 @@
 """Audit: the filterable audit log with CSV download, one sample's history, and the gold-label
-export with the provenance of each label (review or majority vote).
+export with the provenance of each label (review, gold question or the annotators' consensus).
 
 A thin view: filters go to ``Store.audit_log`` as parameters, time ranges through
-``core.queue.day_bounds``, files through ``core.export``. Read-only: nothing here writes to the store.
+``core.queue.day_bounds``, files through ``core.export``. Personal data in the log (review notes,
+values) and in the export is masked unless a team lead asks for it (``core.privacy``: audited); apart
+from those audit rows nothing here writes to the store.
 """
 
 import tempfile
@@ -12,10 +14,14 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
+from core import privacy
 from core.export import EXPORT_FORMATS, export_gold, gold_frame
 from core.queue import day_bounds
+from core.roles import Action
 from ui.errors import show_store_error, shown_errors
-from ui.session import current_dataset, get_store
+from ui.format import table
+from ui.privacy import reveal_toggle
+from ui.session import can, current_dataset, current_user, get_store
 
 ALL = "(all)"
 LOG_LIMIT = 10_000
@@ -25,6 +31,8 @@ FORMAT_NAMES = {"jsonl": "JSONL (instruction format)", "csv": "CSV", "parquet": 
 st.title("Audit")
 store = get_store()
 dataset = current_dataset()
+decision = reveal_toggle(dataset, "audit page", "audit_reveal") if dataset else None
+LOG_TEXT = ["old_value", "new_value", "detail"]  # free text (review notes, values): masked unless revealed
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -54,10 +62,12 @@ def load_gold(db, ds, include_excluded):
 
 
 def export_bytes(ds: str, fmt: str, mask: bool, include_excluded: bool) -> tuple[bytes, int]:
-    """Write the export through core.export into a temporary file and return its bytes and row count."""
+    """Write the export through core.export into a temporary file and return its bytes and row count
+    (unmasked only for a team lead: core checks and audits it)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"gold.{fmt}"
-        n = export_gold(get_store(), ds, out, fmt=fmt, mask_pii=mask, include_excluded=include_excluded)
+        n = export_gold(get_store(), ds, out, fmt=fmt, mask_pii=mask, include_excluded=include_excluded,
+                        actor=current_user())
         return out.read_bytes(), n
 
 
@@ -83,15 +93,16 @@ with tab_log:
         since, until = day_bounds(start, end)
         log = load_log(store.path, None if pick_ds == ALL else pick_ds, None if pick_actor == ALL else pick_actor,
                        None if pick_action == ALL else pick_action, since, until)
+    log = privacy.mask_frame(log, decision, None if pick_ds == ALL else pick_ds, columns=LOG_TEXT)
     note = f" (the newest {LOG_LIMIT:,}; narrow the filters to see older rows)" if log.height >= LOG_LIMIT else ""
     st.caption(f"{log.height:,} rows{note}. Times are UTC.")
     if log.height:
         fig = px.histogram(log.select("logged_at", "action").to_pandas(), x="logged_at", color="action",
                            labels={"logged_at": "time (UTC)"})
-        fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), bargap=0.1)
+        fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0.1)
         st.plotly_chart(fig, width="stretch")
-        st.dataframe(log.select("logged_at", "actor", "action", "dataset", "sample_id", "old_value", "new_value",
-                                "detail"), hide_index=True, width="stretch")
+        table(log.select("logged_at", "actor", "action", "dataset", "sample_id", "old_value", "new_value",
+                         "detail"))
         st.download_button("Download the filtered log (CSV)", log.write_csv(), file_name="audit_log.csv",
                            mime="text/csv", on_click="ignore", key="audit_csv")
     else:
@@ -104,7 +115,7 @@ with tab_sample:
     else:
         try:
             reviewed = load_reviewed(store.path, dataset)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a busy store: shown, the rest of the page still draws
             show_store_error(exc)
             reviewed = []
         left, right = st.columns(2)
@@ -117,19 +128,21 @@ with tab_sample:
         else:
             with shown_errors(stop=True):
                 sample, reviews, rows = load_sample_history(store.path, dataset, sample_id)
+                reviews = privacy.mask_frame(reviews, decision, dataset, columns=["reason"])
+                rows = privacy.mask_frame(rows, decision, dataset, columns=LOG_TEXT)
             if sample is None and not rows.height:
                 st.warning("No such sample in this dataset.")
             else:
                 st.text(f"Sample {sample_id}")
                 st.markdown(f"**Reviews** ({reviews.height})")
                 if reviews.height:
-                    st.dataframe(reviews.select("version", "base_version", "reviewer", "old_label", "new_label",
-                                                "reason", "created_at"), hide_index=True, width="stretch")
+                    table(reviews.select("version", "base_version", "reviewer", "old_label", "new_label",
+                                         "reason", "created_at"))
                 else:
-                    st.caption("Never reviewed: its gold label is the annotators' majority, if any.")
+                    st.caption("Never reviewed: its gold label is a gold question's or the annotators' consensus, "
+                               "if any.")
                 st.markdown(f"**Audit rows** ({rows.height})")
-                st.dataframe(rows.select("logged_at", "actor", "action", "old_value", "new_value", "detail"),
-                             hide_index=True, width="stretch")
+                table(rows.select("logged_at", "actor", "action", "old_value", "new_value", "detail"))
 
 # ---------------------------------------------------------------------------------- export
 with tab_export:
@@ -138,22 +151,31 @@ with tab_export:
     else:
         c = st.columns(3)
         fmt = c[0].radio("Format", EXPORT_FORMATS, format_func=FORMAT_NAMES.get, key="export_format")
-        mask = c[1].checkbox("Mask personal data (e-mails, phones, ID and card numbers)", key="export_mask")
+        # masked for everyone; a team lead may export raw values (core checks the role and audits the export)
+        raw = can(Action.RAW_PII) and c[1].checkbox(
+            "Export personal data unmasked (audited)", key="export_raw",
+            help="E-mails, phone, ID and card numbers and IP addresses are masked as *** + the last 4 characters "
+                 "unless you tick this. Each unmasked export is recorded in the audit log.")
+        if not raw:
+            c[1].caption("Personal data is masked (*** + the last 4 characters).")
+        mask = not raw
         include_excluded = c[2].checkbox("Include samples marked excluded", key="export_excluded")
         with shown_errors(stop=True):
             gold = load_gold(store.path, dataset, include_excluded)
         by_source = gold.group_by("label_source").len().sort("label_source")
         counts = dict(zip(by_source["label_source"].to_list(), by_source["len"].to_list()))
         m = st.columns(3)
-        m[0].metric("Samples with a gold label", f"{gold.height:,}")
+        m[0].metric("Gold labels", f"{gold.height:,}", help="Samples with a gold label")
         m[1].metric("From a review", f"{counts.get('review', 0):,}")
-        m[2].metric("From the majority vote", f"{counts.get('majority', 0):,}")
-        st.caption("Each row carries `label_source`: `review` (the latest review) or `majority` (strict majority "
-                   "of the annotators). Samples whose annotators tie and that nobody reviewed have no gold label "
-                   "and are left out.")
+        m[2].metric("From the annotators", f"{gold.height - counts.get('review', 0):,}",
+                    help="A gold question's label, else the annotators' consensus by the dataset's method")
+        st.caption("Each row carries `label_source` and `label_confidence`: `review` (the latest review), "
+                   "`gold_question`, or the consensus of the annotators by the dataset's method (`majority`, "
+                   "`dawid_skene`, `crowdlab`). Samples whose annotators tie and that nobody reviewed have no "
+                   "gold label and are left out.")
         if gold.height:
-            st.dataframe(gold.select("sample_id", "label", "label_source", "batch", "round").head(100),
-                         hide_index=True, width="stretch")
+            table(gold.select("sample_id", "label", "label_source", "label_confidence", "batch",
+                              "round").head(100))
             key = (dataset, fmt, mask, include_excluded)
             if st.button("Prepare the file", key="export_prepare", type="primary"):
                 with shown_errors():

@@ -20,6 +20,7 @@ from core.roles import Action
 from ui.cache import data_key
 from ui.errors import show_store_error
 from ui.format import safe_filename
+from ui.format import table as table_view
 from ui.report import report_html
 from ui.session import (
     can,
@@ -74,7 +75,7 @@ def import_section(computed: pl.DataFrame, imported: pl.DataFrame) -> None:
                        "evaluations (team leads); the imported rounds are shown here read-only.")
         if imported.height:
             st.markdown(f"**Imported values** ({imported.height} in {imported['round'].n_unique()} round(s))")
-            st.dataframe(imported, width="stretch", hide_index=True)
+            table_view(imported)
             if writable:
                 remove_form()
 
@@ -129,6 +130,14 @@ def remove_form() -> None:
     st.rerun()
 
 
+MAX_ROUND_TICKS = 20  # rounds up to which the progress chart labels every round
+
+
+def slanted(n_ticks: int, n_chars: int) -> int:
+    """Tick label angle: level while the labels fit side by side, else slanted so they do not overlap."""
+    return 0 if n_ticks <= 4 and n_chars <= 48 else -45
+
+
 def tidy(fig: go.Figure) -> go.Figure:
     """Room for tick labels (long label names) in the app and in the standalone report."""
     fig.update_xaxes(automargin=True)
@@ -168,7 +177,8 @@ def progress_figure(table: pl.DataFrame, bars: pl.DataFrame, extra: list[str]) -
     fig.update_layout(
         height=430, margin=dict(l=10, r=10, t=30, b=10), barmode="overlay", hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-        xaxis=dict(title="round", dtick=1),
+        # a tick per round while they fit; with many rounds plotly spaces them (labels would overlap)
+        xaxis=dict(title="round", dtick=1 if table["round"].n_unique() <= MAX_ROUND_TICKS else None),
         yaxis=dict(title="labeled samples (cumulative)", side="right", showgrid=False, rangemode="tozero",
                    tickformat=","),
         yaxis2=dict(title="score", side="left", overlaying="y", range=[low, 1.0], tickformat=".2f"),
@@ -189,7 +199,8 @@ def heatmap_figure(matrix: pl.DataFrame) -> go.Figure:
         hovertemplate="%{y} · %{x}<br>F1 %{z:.3f}<extra></extra>",
     ))
     fig.update_layout(height=max(300, 26 * matrix.height + 140), margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis=dict(autorange="reversed", type="category"), xaxis=dict(type="category"))
+                      yaxis=dict(autorange="reversed", type="category"),
+                      xaxis=dict(type="category", tickangle=slanted(len(round_cols), 8 * len(round_cols))))
     return tidy(fig)
 
 
@@ -207,7 +218,8 @@ def confusion_figure(metrics: dict, shares: bool) -> go.Figure:
                       + (" (%{z:.1%} of the true label)" if shares else "") + "<extra></extra>",
     ))
     fig.update_layout(height=max(360, 34 * len(labels) + 140), margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis=dict(title="predicted", type="category", side="top"),
+                      xaxis=dict(title="predicted", type="category", side="top",
+                                 tickangle=slanted(len(labels), sum(len(v) for v in labels))),
                       yaxis=dict(title="true (gold)", type="category", autorange="reversed"))
     return tidy(fig)
 
@@ -350,11 +362,9 @@ if per_round:
     with left:
         st.plotly_chart(cm_fig, width="stretch")
     with right:
-        st.dataframe(metrics["per_class"], width="stretch", hide_index=True, column_config={
-            "precision": st.column_config.NumberColumn(format="%.3f"),
-            "recall": st.column_config.NumberColumn(format="%.3f"),
+        table_view(metrics["per_class"], column_config={
             "f1": st.column_config.NumberColumn("F1", format="%.3f"),
-            "support": st.column_config.NumberColumn(help="Samples whose gold label is this label"),
+            "support": st.column_config.NumberColumn("Support", help="Samples whose gold label is this label"),
         })
         st.caption(f"Round {chosen}: {metrics['n']:,} predictions of samples with a gold label; rows are the true "
                    "(gold) labels, columns the predicted ones.")
@@ -365,14 +375,15 @@ else:
 # -- table and downloads --------------------------------------------------------------------------
 st.subheader("Rounds")
 score = {c: st.column_config.NumberColumn(TITLES[c], format="%.3f") for c in METRIC_NAMES}
-st.dataframe(table, width="stretch", hide_index=True, column_config={
+table_view(table, column_config={
     **score,
-    "source": st.column_config.TextColumn(help="computed here from the predictions and gold labels, or imported"),
-    "n_labeled": st.column_config.NumberColumn("labeled (cumulative)", format="localized"),
-    "new_labeled": st.column_config.NumberColumn("labeled in round", format="localized"),
-    "n_eval": st.column_config.NumberColumn("evaluated", help="Predictions of samples with a gold label",
+    "source": st.column_config.TextColumn("Source", help="computed here from the predictions and gold labels, "
+                                                         "or imported"),
+    "n_labeled": st.column_config.NumberColumn("Labeled (cumulative)", format="localized"),
+    "new_labeled": st.column_config.NumberColumn("Labeled in round", format="localized"),
+    "n_eval": st.column_config.NumberColumn("Evaluated", help="Predictions of samples with a gold label",
                                             format="localized"),
-    "macro_f1_change": st.column_config.NumberColumn("macro-F1 change", format="%+.3f"),
+    "macro_f1_change": st.column_config.NumberColumn("Macro-F1 change", format="%+.3f"),
 })
 base = safe_filename("iterations", dataset, default="dataset")
 notes = [plateau_note]

@@ -3,8 +3,10 @@
 import plotly.express as px
 import streamlit as st
 
+from core import privacy
 from ui.cache import data_key
 from ui.errors import shown_errors
+from ui.format import table
 from ui.session import get_store, require_dataset
 
 st.title("Overview")
@@ -25,12 +27,12 @@ with shown_errors(stop=True):
 
 st.caption(f"Dataset **{dataset}** · {len(labels)} labels: {', '.join(labels)}")
 cols = st.columns(5)
+# short titles (five cards share the width), the long form in the help
 cols[0].metric("Samples", f"{counts['samples']:,}")
-cols[1].metric("Labeled samples", f"{counts['labeled']:,}",
-               help="Samples with at least one annotation or review")
+cols[1].metric("Labeled", f"{counts['labeled']:,}", help="Samples with at least one annotation or review")
 cols[2].metric("Annotators", f"{counts['annotators']:,}")
 cols[3].metric("Rounds", f"{counts['rounds']:,}")
-cols[4].metric("Open review items", f"{counts['open_review']:,}")
+cols[4].metric("To review", f"{counts['open_review']:,}", help="Open entries of the review queue")
 
 if counts["samples"] == 0:
     st.info("This dataset has no samples yet: import a file on the **Import** page.")
@@ -41,27 +43,30 @@ with left:
     st.subheader("Annotations per label")
     if label_counts.height:
         fig = px.bar(label_counts.to_pandas(), x="label", y="n", labels={"n": "annotations"})
-        fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+        fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(fig, width="stretch")
     else:
         st.caption("No annotations yet.")
 with right:
     st.subheader("Samples per batch")
     fig = px.bar(per_batch.to_pandas(), x="batch", y="n", labels={"n": "samples"})
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     st.plotly_chart(fig, width="stretch")
 
 st.subheader("Recent activity")
 if activity.height:
-    st.dataframe(activity.select("logged_at", "actor", "action", "sample_id", "old_value", "new_value"),
-                 hide_index=True, width="stretch")
+    # values can be free text (review notes): personal data masked (the Audit page can reveal it to a lead)
+    table(privacy.mask_frame(activity.select("logged_at", "actor", "action", "sample_id", "old_value", "new_value"),
+                             columns=["old_value", "new_value"]))
 else:
     st.caption("Nothing recorded yet.")
 
 with st.expander(f"Imports ({imports.height})"):
-    st.dataframe(imports.select("import_id", "file", "format", "rows_total", "rows_ok", "rows_bad",
-                                "samples_new", "annotations_new", "predictions_new", "actor", "imported_at"),
-                 hide_index=True, width="stretch")
+    table(imports.select("import_id", "file", "format", "rows_total", "rows_ok", "rows_bad", "samples_new",
+                         "annotations_new", "predictions_new", "actor", "imported_at"),
+          column_config={"import_id": "Import", "rows_total": "Rows", "rows_ok": "Rows kept",
+                         "rows_bad": "Rows rejected", "samples_new": "New samples",
+                         "annotations_new": "New annotations", "predictions_new": "New predictions"})
 if st.button("Refresh", help="Reload figures (e.g. after a command-line import)"):
     st.cache_data.clear()
     st.rerun()

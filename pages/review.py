@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from core import privacy
 from core.queue import (
     QUEUE_REASONS,
     TEXT_FIELDS,
@@ -53,6 +54,8 @@ from core.review import (
 from core.roles import Action
 from core.vocab import reason_name
 from ui.errors import show_store_error, shown_errors
+from ui.format import table as table_view
+from ui.privacy import reveal_toggle
 from ui.session import (
     can,
     can_write,
@@ -75,12 +78,14 @@ HOTKEY_LABELS = 9  # labels 1..9 get a digit key
 
 # A compact header: the record and the label form must both fit a 1400×900 screen without scrolling.
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
-head_title, head_progress = st.columns([1, 4], vertical_alignment="bottom")
+head_title, head_progress, head_reveal = st.columns([1, 3, 1], vertical_alignment="bottom")
 head_title.title("Review")
 dataset = require_dataset()
 user = current_user()
 write = can_write()
 store = get_store()
+# Personal data in the texts is masked for everyone unless a team lead turns it on (audited).
+decision = reveal_toggle(dataset, "review page", "review_reveal", head_reveal)
 
 
 # Cached reads are keyed by the store's path as well (one server process may serve several stores in tests).
@@ -121,9 +126,27 @@ def flash(message: str, kind: str = "success") -> None:
     st.session_state["review_flash"] = (kind, message)
 
 
+def shown_sample(sample: dict) -> dict:
+    """The sample with personal data masked in its text fields and record, unless a lead revealed it."""
+    if privacy.is_revealed(decision, dataset):
+        return sample
+    out = {**sample, **{f: privacy.mask_text(sample.get(f)) for f in TEXT_FIELDS if f in sample}}
+    record = sample.get("record")
+    if record is not None:
+        out["record"] = privacy.mask_record(json.loads(record) if isinstance(record, str) else record)
+    return out
+
+
+def masked(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """``frame`` with personal data masked in ``columns`` (previews, notes), unless a lead revealed it."""
+    present = [c for c in columns if c in frame.columns]
+    return privacy.mask_frame(frame, decision, dataset, columns=present) if present else frame
+
+
 def draw_record(sample: dict) -> None:
     """The sample's record: in its own shape through ``ui.records.render_record`` when it has one and
-    that module is there, else its text fields as plain text."""
+    that module is there, else its text fields as plain text (personal data masked unless revealed)."""
+    sample = shown_sample(sample)
     shape, record = sample.get("shape"), sample.get("record")
     if shape and record is not None and render_record is not None:
         render_record(json.loads(record) if isinstance(record, str) else record, shape)
@@ -331,11 +354,11 @@ def draw_next_entry() -> None:
                 claim(reasons)
                 st.rerun()
         with shown_errors(stop=True):
-            open_entries = load_queue(store.path, dataset)
+            open_entries = masked(load_queue(store.path, dataset), "preview")
         if open_entries.height:
             st.caption(f"Open and claimed entries (highest priority first, at most {open_entries.height}):")
-            st.dataframe(
-                open_entries.drop("entry_id"), hide_index=True, width="stretch",
+            table_view(
+                open_entries.drop("entry_id"),
                 column_config={
                     "sample_id": st.column_config.TextColumn("Sample"),
                     "preview": st.column_config.TextColumn("Text", width="large"),
@@ -352,6 +375,7 @@ def draw_next_entry() -> None:
         reasons = list(st.session_state.get("review_reasons") or [])  # its picker is drawn below the form
         with shown_errors(stop=True):
             sample, annotations, predictions, history = load_sample(store.path, dataset, sid)
+            history = masked(history, "reason")
         ttl = claim_ttl_seconds(settings)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         left_min = max(0, int((cur["claimed_at"] + timedelta(seconds=ttl) - now).total_seconds() // 60)) \
@@ -368,7 +392,7 @@ def draw_next_entry() -> None:
                     draw_record(sample)
             st.markdown("**Annotators**")
             if annotations.height:
-                st.dataframe(annotations.select("annotator", "label", "confidence"), hide_index=True, width="stretch")
+                table_view(annotations.select("annotator", "label", "confidence"))
             else:
                 st.caption("No annotations.")
             latest = predictions.row(0, named=True) if predictions.height else None
@@ -380,8 +404,7 @@ def draw_next_entry() -> None:
                 st.plotly_chart(fig, width="stretch")
             st.markdown("**Review history**")
             if history.height:
-                st.dataframe(history.select("version", "reviewer", "old_label", "new_label", "reason", "created_at"),
-                             hide_index=True, width="stretch")
+                table_view(history.select("version", "reviewer", "old_label", "new_label", "reason", "created_at"))
             else:
                 st.caption("Not reviewed yet.")
 
@@ -416,7 +439,7 @@ def draw_next_entry() -> None:
                     st.markdown("**Theirs (saved)**")
                     st.text(f"Label: {theirs.get('new_label')}\nBy: {theirs.get('reviewer')}\n"
                             f"Version: {theirs.get('version')}\nAt: {theirs.get('created_at')}\n"
-                            f"Reason: {theirs.get('reason') or '-'}")
+                            f"Reason: {privacy.mask_text(theirs.get('reason'), decision, dataset) or '-'}")
                     keep = st.button("Keep theirs", key="conflict_keep", help="Write nothing; go to the next entry.")
                 with c_yours:
                     st.markdown("**Yours (not saved)**")
@@ -494,7 +517,7 @@ def draw_next_entry() -> None:
             m = st.columns(3)
             m[0].metric("Priority", f"{cur['priority']:.3f}")
             m[1].metric("Version", cur["base_version"])
-            m[2].metric("Claim expires in", f"{left_min} min")
+            m[2].metric("Expires", f"{left_min} min", help="Your claim on this entry ends in this many minutes")
         if rerun:
             st.rerun()
 
@@ -521,11 +544,11 @@ def draw_bulk_review() -> None:
     if not write:
         bulk_reason = st.selectbox("Reason", QUEUE_REASONS, format_func=reason_name, key="bulk_reason")
         with shown_errors(stop=True):
-            table = bulk_entries(store, dataset, bulk_reason, limit=BULK_LIMIT)
-        if table.height == 0:
+            entries = masked(bulk_entries(store, dataset, bulk_reason, limit=BULK_LIMIT), "preview")
+        if entries.height == 0:
             st.info(f"No open entries for “{reason_name(bulk_reason)}”.")
         else:
-            st.dataframe(table.drop("entry_id"), hide_index=True, width="stretch", column_config={
+            table_view(entries.drop("entry_id"), column_config={
                 "sample_id": st.column_config.TextColumn("Sample"),
                 "priority": st.column_config.NumberColumn("Priority", format="%.3f"),
                 "preview": st.column_config.TextColumn("Text", width="large"),
@@ -575,7 +598,7 @@ def draw_bulk_review() -> None:
             st.caption(f"{table.height} entries claimed by you, highest priority first. Change the label of "
                        "the rows you correct, then save them together: all of them are saved, or none if one "
                        "changed meanwhile. The rows you leave unchanged go back to the queue.")
-            shown = table.with_columns(
+            shown = masked(table, "preview").with_columns(
                 pl.when(pl.col("current_label").is_null()).then(pl.lit("tie: no majority"))
                 .otherwise(pl.col("source")).alias("source"))
             columns = {**BULK_COLUMNS,
@@ -622,13 +645,13 @@ def draw_bulk_review() -> None:
 def draw_excluded() -> None:
     """A lead's list of the samples excluded from export, with "include again"."""
     with shown_errors(stop=True):
-        excluded = load_excluded(store.path, dataset)
+        excluded = masked(load_excluded(store.path, dataset), "preview", "reason")
     if excluded.height == 0:
         st.caption("No sample of this dataset is excluded from export.")
     else:
         st.caption(f"{excluded.height} sample{'s' if excluded.height != 1 else ''} excluded from export "
                    "(Data quality excludes them). Include one again to undo its exclusion; both are audited.")
-        st.dataframe(excluded, hide_index=True, width="stretch", column_config={
+        table_view(excluded, column_config={
             "sample_id": st.column_config.TextColumn("Sample"),
             "preview": st.column_config.TextColumn("Text", width="large"),
             "excluded_by": st.column_config.TextColumn("Excluded by"),

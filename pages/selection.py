@@ -1,19 +1,30 @@
 """Active learning: choose a pool, a strategy and a budget, see the picks with their reason on a map
-of the pool, queue them for review or download them. The work is done by core.active_learning."""
+of the pool, queue them for review or download them. The work is done by core.active_learning.
+
+Only the texts a strategy reads are embedded (a hybrid: its most uncertain candidates); above
+``core.active_learning.CONFIRM_ABOVE`` texts not cached yet the page shows an estimate and asks first,
+and embedding runs in batches with a Cancel button (the batches done stay cached). Texts are shown
+with personal data masked unless a team lead turns it on (audited).
+"""
 
 from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
 from core import active_learning as al
+from core import privacy
 from core.roles import Action
 from core.selection import adaptive_pool_factor
+from core.vocab import TEXT_FIELDS
 from ui.cache import data_key
 from ui.errors import shown_errors
+from ui.format import table
+from ui.privacy import reveal_toggle
 from ui.session import (
     can,
     current_user,
@@ -30,6 +41,7 @@ METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "ent
 st.title("Active learning")
 dataset = require_dataset()
 writer = can(Action.QUEUE_RULES)  # queueing the picks is a lead's (core.roles.ALLOWED)
+decision = reveal_toggle(dataset, "active learning page", "sel_reveal")  # a lead's, audited; else masked
 
 
 def remember(key: str, default, options=None):
@@ -64,6 +76,22 @@ def load_pool(key: tuple, kind: str, batch, round_, pred_round, excl_reviewed: b
     except Exception as exc:  # a broken embeddings install: say so, keep the page
         choice = f"embedding model unavailable ({type(exc).__name__}: {exc})"
     return pool, choice
+
+
+@st.cache_data(ttl=60, show_spinner="Checking the embedding cache…", max_entries=16)
+def load_estimate(params: tuple, _pool, _rows):
+    return al.embedding_estimate(_pool, _rows, get_store())
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def masked(frame, columns):
+    """Personal data masked in the text ``columns`` of a table or map frame, unless a lead revealed it."""
+    return privacy.mask_frame(frame, decision, dataset, columns=[c for c in columns if c in frame.columns])
 
 
 @st.cache_data(max_entries=8, show_spinner="Projecting the pool…")
@@ -171,6 +199,10 @@ elif pool.n == 0:
     blocked = "info"
     st.info("The pool is empty: every sample of this choice has a gold label. Choose another pool "
             "(e.g. **All samples** or a batch).")
+    if kind != "all":
+        st.button("Use all samples", key="sel_use_all", icon=":material/select_all:",
+                  on_click=lambda: st.session_state.update(sel_pool="all", _sel_pool="all"),
+                  help="Pick among every sample, labeled or not (reviewed and queued ones stay excluded if ticked).")
 elif n_cand == 0:
     blocked = "info"
     why = ("none has a prediction of this round" if needs_probs and pool.n_candidates()
@@ -191,21 +223,58 @@ if not needs_emb:
 
 params = (dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued, strategy, method, pool_factor,
           round_index, n_rounds, k, map_embed)
-if st.button("Select", type="primary", key="sel_run", disabled=blocked is not None, icon=":material/target:"):
+
+# -- what embedding costs, before it starts ---------------------------------------------------------
+to_embed = estimate = None
+if blocked is None and (needs_emb or map_embed):
+    with shown_errors():
+        # the map from embeddings needs every row; otherwise only what the strategy reads
+        to_embed = (np.arange(pool.n, dtype=np.int64) if map_embed and not needs_emb else
+                    al.embedding_rows(pool, strategy, k, method=method, pool_factor=pool_factor,
+                                      round_index=round_index, n_rounds=n_rounds))
+        estimate = load_estimate((data_key(dataset), *params), pool, to_embed)
+confirmed = True
+if estimate is not None:
+    only = (f" (only the {estimate['texts']:,} most uncertain candidates: k-center runs among them)"
+            if strategy in ("hybrid", "adaptive_hybrid") else "")
+    if estimate["to_encode"] == 0:
+        st.caption(f"Embeds {estimate['texts']:,} texts{only}: all are cached already.")
+    else:
+        how = "measured on this server" if estimate["measured"] else "a cautious rate until a run is measured"
+        st.caption(f"Embeds {estimate['texts']:,} texts{only}: {estimate['to_encode']:,} not cached yet, "
+                   f"about {duration(estimate['seconds'])} ({how}). You can cancel while it runs; what is done "
+                   "stays cached.")
+    if estimate["confirm"]:
+        st.warning(f"This embeds **{estimate['to_encode']:,} texts** that are not cached yet: about "
+                   f"**{duration(estimate['seconds'])}**. A smaller pool (a batch, a round) or a smaller budget "
+                   "embeds fewer.")
+        confirmed = st.checkbox(f"Embed {estimate['to_encode']:,} texts (about {duration(estimate['seconds'])})",
+                                key="sel_confirm_embed")
+if st.session_state.pop("sel_cancelled", False):
+    st.info("Embedding cancelled. The texts embedded so far are cached: the next run starts from there.")
+
+if st.button("Select", type="primary", key="sel_run", disabled=blocked is not None or not confirmed,
+             icon=":material/target:"):
     vectors = None
     with shown_errors():
-        if needs_emb or map_embed:
+        if to_embed is not None:
             bar = st.progress(0.0, text="Loading the embedding model…")
+            # Clicking Cancel starts a new run, which stops this one at the next batch (Streamlit ends a
+            # run when a widget changes); core.embeddings saves each batch, so nothing done is lost.
+            st.button("Cancel", key="sel_cancel", icon=":material/cancel:",
+                      on_click=lambda: st.session_state.update(sel_cancelled=True))
             try:
-                vectors = al.embed_pool(pool, store=get_store(), progress=lambda done, total: bar.progress(
+                vectors = al.embed_rows(pool, to_embed, store=get_store(), progress=lambda done, total: bar.progress(
                     min(done / max(total, 1), 1.0), text=f"Embedding {done:,} / {total:,} texts"))
             finally:
                 bar.empty()
+                load_estimate.clear()  # the cache holds more texts now (also after a cancel)
         with st.spinner("Selecting…"):
             picks = al.select(pool, strategy, k, vectors, method=method, pool_factor=pool_factor,
                               round_index=round_index, n_rounds=n_rounds)
-            if vectors is not None:
-                space, rows = vectors, al.map_rows(pool, picks, MAX_MAP_POINTS)
+            if vectors is not None:  # the rows that were embedded (a hybrid: its uncertain candidates)
+                space = vectors
+                rows = al.map_rows(pool, picks, MAX_MAP_POINTS, only=np.isfinite(vectors).all(axis=1))
             else:  # samples without a prediction have no place in the probability space
                 space = pool.probs
                 rows = al.map_rows(pool, picks, MAX_MAP_POINTS, only=pool.frame["has_pred"].to_numpy())
@@ -225,12 +294,10 @@ picks = result["picks"]
 st.subheader(f"{picks.height:,} picks · {al.STRATEGIES[result['strategy']]}")
 if result["params"] != params:
     st.caption("These picks were made with other settings: press **Select** to update them.")
-st.dataframe(picks.select("rank", "sample_id", "score", "reason", "predicted", "confidence", "sample_text", "batch",
-                          "round"),
-             hide_index=True, width="stretch",
-             column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                            "confidence": st.column_config.NumberColumn(format="%.2f"),
-                            "sample_text": st.column_config.TextColumn("text", width="large")})
+picks_shown = masked(picks, ["sample_text", *TEXT_FIELDS])  # also what the downloads hold
+table(picks_shown.select("rank", "sample_id", "score", "reason", "predicted", "confidence", "sample_text", "batch",
+                         "round"),
+      column_config={"sample_text": st.column_config.TextColumn("Text", width="large")})
 
 c1, c2, c3 = st.columns([2, 1, 1])
 stem = f"{dataset}_{result['strategy']}_k{result['k']}".replace("/", "_").replace(" ", "_")
@@ -244,9 +311,9 @@ if writer:
             skipped = picks.height - added
             st.success(f"Queued {added:,} samples for review (reason `{al.QUEUE_REASON}`)"
                        + (f"; {skipped:,} were already in the queue." if skipped else "."))
-c2.download_button("Download CSV", al.picks_csv(picks, result["strategy"]), file_name=f"{stem}.csv",
+c2.download_button("Download CSV", al.picks_csv(picks_shown, result["strategy"]), file_name=f"{stem}.csv",
                    mime="text/csv", key="sel_dl_csv", icon=":material/download:")
-c3.download_button("Download JSONL", al.picks_jsonl(picks, result["strategy"]), file_name=f"{stem}.jsonl",
+c3.download_button("Download JSONL", al.picks_jsonl(picks_shown, result["strategy"]), file_name=f"{stem}.jsonl",
                    mime="application/jsonl", key="sel_dl_jsonl", icon=":material/download:")
 
 # -- the map ---------------------------------------------------------------------------------------
@@ -257,7 +324,7 @@ method_2d = st.radio("Projection", ["pca", "tsne"], format_func={"pca": "PCA", "
 keep("sel_projection")
 with shown_errors(stop=True):
     xy = project(result["id"], method_2d, result["map_vectors"])
-    frame = al.map_frame(result["pool"], picks, xy, result["rows"]).to_pandas()
+    frame = masked(al.map_frame(result["pool"], picks, xy, result["rows"]), ["text"]).to_pandas()
 labels = sorted(frame["predicted"].unique())
 colors = {lab: qualitative.Plotly[i % len(qualitative.Plotly)] for i, lab in enumerate(labels)}
 colors["(no prediction)"] = "#9e9e9e"
@@ -291,4 +358,6 @@ st.caption(f"{'PCA' if method_2d == 'pca' else 't-SNE'} of the {result['map_spac
               else "")
            + (" (samples without a prediction have no place in this space)"
               if result["map_space"] == "predicted probabilities" and shown < result["pool"].n else "")
+           + (" (only the texts the strategy embedded)"
+              if result["map_space"] == "text embeddings" and shown < min(result["pool"].n, MAX_MAP_POINTS) else "")
            + " · colored by predicted label.")

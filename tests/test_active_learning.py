@@ -412,3 +412,99 @@ def test_cli_embed_encodes_then_serves_from_cache(tmp_path):
     assert "4 texts (3 distinct): 0 encoded, 3 already cached" in second.stdout
     bad = _cli("embed", "--dataset", "nope", db=db)
     assert bad.returncode == 1 and "unknown dataset" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --------------------------------------------------------------------------- embed only what a strategy reads
+
+
+def _counting_model(dim=6):
+    """A fake encoder that records every text it encodes (deterministic vectors from a hash)."""
+    seen: list[str] = []
+
+    def encode(texts, batch_size):
+        seen.extend(texts)
+        out = []
+        for t in texts:
+            rng = np.random.default_rng(abs(hash(t)) % (2 ** 32))
+            out.append(rng.normal(size=dim))
+        return np.array(out, dtype=np.float32)
+
+    return EmbeddingModel("fake:counting", "fake", dim, encode), seen
+
+
+def _big_pool(n=200, queued=("s003", "s010")):
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(3), size=n)
+    samples = pl.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "text": [f"text {i}" for i in range(n)]})
+    pred = [(f"s{i:03d}", 1, "a", float(p.max()), p.tolist()) for i, p in enumerate(probs)]
+    return al.pool_from_frames("ds", LABELS, samples, _ann(None), _rev(None), _pred(pred),
+                               _queue([(q, "open") for q in queued]), kind="all")
+
+
+@pytest.mark.parametrize("strategy, kw", [("hybrid", {"pool_factor": 3}),
+                                          ("adaptive_hybrid", {"round_index": 2, "n_rounds": 5})])
+def test_a_hybrid_embeds_only_its_uncertain_candidates_and_picks_as_on_the_whole_pool(strategy, kw):
+    pool = _big_pool()
+    k = 5
+    rows = al.embedding_rows(pool, strategy, k, **kw)
+    pf = kw.get("pool_factor") or al.selection.adaptive_pool_factor(kw["round_index"], kw["n_rounds"])
+    assert rows.size == min(pool.n_candidates(strategy), int(np.ceil(pf * k)))
+    model, seen = _counting_model()
+    x = al.embed_rows(pool, rows, model=model)
+    assert sorted(seen) == sorted(pool.frame["text_joined"][rows.tolist()].to_list())  # only the candidates
+    assert len(seen) < pool.n
+    assert np.isnan(x[np.setdiff1d(np.arange(pool.n), rows)]).all()
+    picks = al.select(pool, strategy, k, x, **kw)
+    full = al.embed_rows(pool, model=_counting_model()[0])  # every row embedded: the old way
+    assert picks["sample_id"].to_list() == al.select(pool, strategy, k, full, **kw)["sample_id"].to_list()
+    assert picks["reason"].to_list() == al.select(pool, strategy, k, full, **kw)["reason"].to_list()
+
+
+def test_k_center_reads_every_pool_row_and_k_means_the_candidates_only():
+    pool = _big_pool()
+    assert al.embedding_rows(pool, "k_center", 5).size == pool.n  # queued rows count as chosen centers
+    km = al.embedding_rows(pool, "k_means", 5)
+    assert km.size == pool.n - 2 and not {3, 10} & set(km.tolist())
+    model, _ = _counting_model()
+    x = al.embed_rows(pool, km, model=model)
+    full = al.embed_rows(pool, model=_counting_model()[0])
+    assert al.select(pool, "k_means", 4, x)["sample_id"].to_list() == \
+        al.select(pool, "k_means", 4, full)["sample_id"].to_list()
+    assert al.embedding_rows(pool, "margin", 5).size == 0
+    with pytest.raises(ValueError, match="some are missing"):
+        al.select(pool, "k_center", 3, x)
+
+
+def test_the_estimate_counts_cached_texts_and_asks_above_the_limit(store, tmp_path, monkeypatch):
+    rows = [{"id": f"s{i:03d}", "text": f"text {i}"} for i in range(300)]
+    _import(store, tmp_path, rows)
+    pool = al.build_pool(store, "ds", kind="all")
+    model, _ = _counting_model()
+    monkeypatch.setattr(al, "_THROUGHPUT", {})  # nothing measured yet in this process
+    est = al.embedding_estimate(pool, np.arange(pool.n), store, model=model)
+    assert (est["texts"], est["cached"], est["to_encode"], est["confirm"]) == (300, 0, 300, False)
+    assert est["seconds"] == pytest.approx(300 / al.DEFAULT_TEXTS_PER_SECOND) and not est["measured"]
+    monkeypatch.setattr(al, "CONFIRM_ABOVE", 100)
+    assert al.embedding_estimate(pool, np.arange(pool.n), store, model=model)["confirm"]
+    al.embed_rows(pool, np.arange(150), store=store, model=model)
+    est = al.embedding_estimate(pool, np.arange(pool.n), store, model=model)
+    assert (est["cached"], est["to_encode"], est["measured"]) == (150, 150, True)
+
+
+def test_embedding_stops_between_batches_and_keeps_what_was_encoded(store, tmp_path):
+    import threading
+
+    rows = [{"id": f"s{i:03d}", "text": f"text {i}"} for i in range(300)]
+    _import(store, tmp_path, rows)
+    pool = al.build_pool(store, "ds", kind="all")
+    model, seen = _counting_model()
+    stop = threading.Event()
+
+    def progress(done, total):
+        if done >= 64:
+            stop.set()  # e.g. the page's Cancel button
+
+    with pytest.raises(al.EmbeddingCancelled) as err:
+        al.embed_rows(pool, store=store, model=model, progress=progress, stop=stop, batch_size=32)
+    assert err.value.done == 64 and err.value.total == 300 and len(seen) == 64
+    assert al.embedding_estimate(pool, np.arange(pool.n), store, model=model)["cached"] == 64

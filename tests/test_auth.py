@@ -352,6 +352,8 @@ def assert_unchanged(before, after):
 
 def _writes(store, tmp_path):
     """Every write function of core, each as actor -> call."""
+    from core import privacy
+    from core.export import export_gold
     from core.ingest import import_file
     from core.review import save_review, save_reviews_bulk, undo_review
 
@@ -376,18 +378,38 @@ def _writes(store, tmp_path):
         "save_imported_round_metrics": lambda a: store.save_imported_round_metrics("d", metrics, a),
         "set_queue_status": lambda a: store.set_queue_status(entry, "skipped", a),
         "claim_queue_entry": lambda a: store.claim_queue_entry("d", a, 600),
+        "claim_queue_entries": lambda a: store.claim_queue_entries("d", a, 2, 600),
+        "release_claims": lambda a: store.release_claims("d", store.queue("d")["entry_id"].to_list(), a),
+        "reopen_queue_entry": lambda a: store.reopen_queue_entry(store.queue("d").sort("entry_id")
+                                                                 .row(-1, named=True)["entry_id"], a),
+        "reveal_pii": lambda a: privacy.reveal(store, a, "d", "test"),
+        "export_gold_raw": lambda a: export_gold(store, "d", tmp_path / f"raw-{a}.jsonl", mask_pii=False, actor=a),
     }
 
 
 WRITES = ["save_review", "save_reviews_bulk", "undo_review", "import_file", "write_import", "enqueue",
           "set_excluded", "set_dataset_setting", "save_imported_round_metrics", "set_queue_status",
-          "claim_queue_entry"]
+          "claim_queue_entry", "claim_queue_entries", "release_claims", "reopen_queue_entry", "reveal_pii",
+          "export_gold_raw"]
+
+
+def _prepare(store, write: str, actor: str) -> None:
+    """Put the queue in the state a write undoes, for ``actor``, before the snapshot (written directly:
+    the actor may not be allowed to make that state through core)."""
+    if write not in ("release_claims", "reopen_queue_entry"):
+        return
+    status = "claimed" if write == "release_claims" else "skipped"
+    entry = store.queue("d").sort("entry_id").row(-1, named=True)["entry_id"]
+    with store.transaction() as cur:
+        cur.execute("UPDATE review_queue SET status = ?, claimed_by = ?, claimed_at = now() WHERE entry_id = ?",
+                    [status, actor, entry])
 
 
 @pytest.mark.parametrize("write", WRITES)
 @pytest.mark.parametrize("actor, what", [("sam", "sam (stakeholder) may not change data"),
                                          ("mallory", "mallory (not a configured user) may not change data")])
 def test_a_read_only_actor_cannot_write_and_nothing_changes(filled, tmp_path, write, actor, what):
+    _prepare(filled, write, actor)
     before = snapshot(filled)
     with pytest.raises(PermissionDenied) as err:
         _writes(filled, tmp_path)[write](actor)
@@ -396,12 +418,14 @@ def test_a_read_only_actor_cannot_write_and_nothing_changes(filled, tmp_path, wr
 
 
 #: The writes a reviewer may make; every other write is a team lead's (core.roles.ALLOWED).
-REVIEWER_WRITES = {"save_review", "save_reviews_bulk", "undo_review", "set_queue_status", "claim_queue_entry"}
+REVIEWER_WRITES = {"save_review", "save_reviews_bulk", "undo_review", "set_queue_status", "claim_queue_entry",
+                   "claim_queue_entries", "release_claims", "reopen_queue_entry"}
 
 
 @pytest.mark.parametrize("write", [w for w in WRITES if w != "write_import"])
 @pytest.mark.parametrize("actor", ["alice", "rita"])
 def test_leads_and_reviewers_can_write_what_their_role_allows(filled, tmp_path, write, actor):
+    _prepare(filled, write, actor)
     before = snapshot(filled)
     if actor == "rita" and write not in REVIEWER_WRITES:
         with pytest.raises(PermissionDenied) as err:
@@ -412,7 +436,7 @@ def test_leads_and_reviewers_can_write_what_their_role_allows(filled, tmp_path, 
     _writes(filled, tmp_path)[write](actor)
     after = snapshot(filled)
     assert any(not before[t].equals(after[t]) for t in _TABLES)
-    if write not in ("claim_queue_entry",):
+    if write not in ("claim_queue_entry", "claim_queue_entries"):  # claims are not audited
         assert actor in after["audit_log"]["actor"].to_list()
 
 

@@ -71,7 +71,7 @@ def test_parquet_export_has_nested_columns(db, tmp_path, lang):
     # what datasets.load_dataset("parquet", data_files=...) reads: a plain Parquet file, one row a record
     export_gold(db, "pref", tmp_path / "pref.parquet", fmt="parquet")
     assert set(pq.read_schema(tmp_path / "pref.parquet").names) == {"prompt", "chosen", "rejected", "label",
-                                                                    "label_source"}
+                                                                    "label_source", "label_confidence"}
 
 
 def test_csv_export_writes_nested_values_as_json(db, tmp_path):
@@ -95,8 +95,9 @@ def test_masked_export_masks_every_string_of_the_record(db, tmp_path, lang):
     assert "13812345678" not in text and "a.b@example.com" not in text and "13912345678" not in text
     assert row["messages"][0]["content"].startswith("call me at ***5678")
     assert row["messages"][1]["role"] == "assistant"
-    [raw] = gold_records(db, "ds")
+    [raw] = gold_records(db, "ds", mask_pii=False, actor="cli")
     assert "13812345678" in raw["messages"][0]["content"]
+    assert gold_records(db, "ds")[0] == row  # masked is the default
 
 
 def test_label_studio_export(db, tmp_path):
@@ -109,7 +110,7 @@ def test_label_studio_export(db, tmp_path):
         [ann] = task["annotations"]
         assert ann["ground_truth"] and ann["result"][0]["value"]["choices"] == [task["meta"] and
                                                                                 ann["result"][0]["value"]["choices"][0]]
-        assert task["meta"] == {"label_source": "majority"}
+        assert task["meta"] == {"label_source": "majority", "label_confidence": pytest.approx(2 / 3)}
     # the tasks import as a Label Studio export: the same samples (their ids travel in data.id)
     r = import_file(db, out, "chat")
     assert (r.shape, r.rows_bad, r.samples_new) == ("label_studio", 0, 0)
@@ -132,7 +133,8 @@ def test_plain_samples_export_as_their_columns(db, tmp_path):
     import_file(db, write_rows(tmp_path / "p", rows, "jsonl"), "ds")
     [row] = gold_records(db, "ds")
     assert row == {"sample_id": "1", "instruction": "我的快递到哪了？", "input": None, "output": "正在派送",
-                   "text": None, "batch": None, "round": None, "label": "shipping", "label_source": "majority"}
+                   "text": None, "batch": None, "round": None, "label": "shipping", "label_source": "majority",
+                   "label_confidence": 1.0}
 
 
 def test_unknown_format_is_refused(db, tmp_path):

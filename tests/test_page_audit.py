@@ -5,6 +5,7 @@ import json
 from datetime import date, timedelta
 
 import polars as pl
+import pytest
 from apptest_helpers import run_page, texts
 from factories import write_jsonl as _write
 
@@ -52,7 +53,7 @@ def test_log_filters_by_actor_action_and_dates(app_env, tmp_path):
     at.selectbox(key="audit_actor").set_value("rita").run()
     log = _frame_with(at, "action")
     assert list(log["actor"]) == ["rita"] and list(log["sample_id"]) == ["b2"]
-    assert log["old_value"].isna().all() and list(log["new_value"]) == ["other"]  # a tie had no label
+    assert list(log["old_value"]) == ["—"] and list(log["new_value"]) == ["other"]  # a tie had no label
     at.selectbox(key="audit_actor").set_value("(all)")
     at.selectbox(key="audit_action").set_value("review.save").run()
     log = _frame_with(at, "action")
@@ -84,11 +85,11 @@ def test_sample_history_shows_reviews_and_audit_rows(app_env, tmp_path):
 
 
 def test_gold_export_with_provenance_mask_and_excluded(app_env, tmp_path):
-    _fixture(app_env, tmp_path)
+    store = _fixture(app_env, tmp_path)
     at = run_page(PAGE)
     metrics = {m.label: m.value for m in at.metric}
     # b1 majority, b2 review, b3 review; b4 excluded; nothing ties without a review.
-    assert metrics == {"Samples with a gold label": "3", "From a review": "2", "From the majority vote": "1"}
+    assert metrics == {"Gold labels": "3", "From a review": "2", "From the annotators": "1"}
     [prepare] = [b for b in at.button if b.label == "Prepare the file"]
     prepare.click().run()
     assert not at.exception
@@ -96,9 +97,20 @@ def test_gold_export_with_provenance_mask_and_excluded(app_env, tmp_path):
     rows = [json.loads(line) for line in at.session_state["export_file"]["data"].decode().splitlines()]
     assert [(r["sample_id"], r["label"], r["label_source"]) for r in rows] == [
         ("b1", "cancel", "majority"), ("b2", "other", "review"), ("b3", "cancel", "review")]
-    assert rows[0]["instruction"] == "Classify the intent" and "zhang.san@example.com" in rows[0]["input"]
+    # masked by default, for a lead too
+    assert rows[0]["instruction"] == "Classify the intent" and "zhang.san@example.com" not in rows[0]["input"]
+    assert "***.com" in rows[0]["input"] and store.audit_log(action="pii.reveal").height == 0
 
-    at.checkbox(key="export_mask").check()
+    # a lead's unmasked export: raw values, and an audit row
+    at.checkbox(key="export_raw").check().run()
+    [prepare] = [b for b in at.button if b.label == "Prepare the file"]
+    prepare.click().run()
+    rows = [json.loads(line) for line in at.session_state["export_file"]["data"].decode().splitlines()]
+    assert "zhang.san@example.com" in rows[0]["input"]
+    log = store.audit_log(action="pii.reveal")
+    assert log["actor"].to_list() == ["local-lead"] and log["new_value"].to_list() == ["gold export (jsonl)"]
+
+    at.checkbox(key="export_raw").uncheck()
     at.checkbox(key="export_excluded").check()
     at.radio(key="export_format").set_value("csv").run()
     assert not at.download_button[1:]  # options changed: the old file is not offered
@@ -113,3 +125,25 @@ def test_gold_export_with_provenance_mask_and_excluded(app_env, tmp_path):
     prepare.click().run()
     frame = pl.read_parquet(io.BytesIO(at.session_state["export_file"]["data"]))
     assert frame["label_source"].to_list() == ["majority", "review", "review", "majority"]
+
+
+def test_a_reviewer_cannot_export_raw_and_sees_masked_notes(app_env, tmp_path, monkeypatch):
+    from crowds import configure_users
+
+    store = _fixture(app_env, tmp_path)
+    from core.review import save_review
+
+    save_review(store, "ds", "b1", "other", "rita", "customer wrote from zhang.san@example.com", 0)
+    configure_users(monkeypatch, tmp_path, {"rita": "reviewer"})
+    at = run_page(PAGE, session={"auth_user": "rita"})
+    assert not at.exception, at.exception
+    log = _frame_with(at, "action")
+    assert "zhang.san@example.com" not in log.to_csv() and "***.com" in log.to_csv()
+    with pytest.raises(KeyError):
+        at.checkbox(key="export_raw")
+    with pytest.raises(KeyError):
+        at.toggle(key="audit_reveal_ds")
+    [prepare] = [b for b in at.button if b.label == "Prepare the file"]
+    prepare.click().run()
+    data = at.session_state["export_file"]["data"].decode()
+    assert "zhang.san@example.com" not in data and store.audit_log(action="pii.reveal").height == 0

@@ -32,9 +32,9 @@ def test_kpi_cards_show_real_counts(app_env, tmp_path):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Samples"] == "6"
-    assert metrics["Labeled samples"] == "6"
+    assert metrics["Labeled"] == "6"
     assert metrics["Annotators"] == "2"
     assert metrics["Rounds"] == "1"
-    assert metrics["Open review items"] == "2"
+    assert metrics["To review"] == "2"
     frames = [df.value for df in at.dataframe]
     assert any("queue.add" in set(f["action"]) for f in frames if "action" in f.columns)

@@ -464,3 +464,34 @@ def test_a_record_with_a_shape_is_drawn_in_its_shape(app_env, tmp_path):
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     assert "它已经在路上了" in _all_text(at)
     assert not any(t == "**Text**" for t in texts(at.markdown))  # not the plain text-field view
+
+
+# ------------------------------------------------------------------ personal data (issue 15, item 2)
+PHONE = "13812345678"
+
+
+def test_a_reviewer_sees_personal_data_masked_and_a_lead_may_reveal_it(app_env, tmp_path, monkeypatch):
+    from crowds import configure_users
+
+    store = _fixture(app_env, tmp_path)
+    from core.ingest import import_file
+
+    import_file(store, _write(tmp_path / "pii.jsonl", [{"id": "p1", "text": f"请回电 {PHONE} 谢谢",
+                                                          "annotator": "alice", "label": "refund"}]), "ds")
+    store.enqueue("ds", ["p1"], "manual", "lead")
+    configure_users(monkeypatch, tmp_path, {"rita": "reviewer", "alice": "lead"})
+    at = run_page(PAGE, session={"auth_user": "rita"})
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["preview"][0] == "请回电 ***5678 谢谢"  # the queue list
+    with pytest.raises(KeyError):
+        at.toggle(key="review_reveal_ds")  # a lead's switch
+    _click(at, "Claim next")
+    shown = " ".join(_all_text(at))
+    assert "请回电 ***5678 谢谢" in shown and PHONE not in shown
+
+    lead = run_page(PAGE, session={"auth_user": "alice"})
+    assert PHONE not in lead.dataframe[0].value.to_csv()  # masked for a lead too, until turned on
+    lead.toggle(key="review_reveal_ds").set_value(True).run()
+    assert not lead.exception, lead.exception
+    assert lead.dataframe[0].value["preview"][0] == f"请回电 {PHONE} 谢谢"
+    assert store.audit_log(action="pii.reveal")["actor"].to_list() == ["alice"]

@@ -162,3 +162,83 @@ def test_hybrid_in_a_batch_and_choices_are_remembered(app_env, tmp_path):
     assert at.selectbox(key="sel_strategy").value == "adaptive_hybrid"
     assert at.number_input(key="sel_k").value == 4
     assert at.number_input(key="sel_round_index").value == 10
+
+
+# ------------------------------------------------------------------ embed only what is needed (issue 15, item 9)
+def _counting(monkeypatch):
+    """Replace the embedding model by a fake that records every text it encodes."""
+    import numpy as np
+
+    from core import active_learning as al
+    from core.embeddings import EmbeddingModel
+
+    seen: list[str] = []
+
+    def encode(batch, size):
+        seen.extend(batch)
+        return np.array([[len(t), sum(map(ord, t)) % 97, i % 3, 1.0] for i, t in enumerate(batch)], dtype=np.float32)
+
+    fake = EmbeddingModel("fake:page", "fake", 4, encode)
+    monkeypatch.setattr(al, "resolve_model", lambda texts=None, spec=None: fake)
+    return seen
+
+
+def test_a_hybrid_embeds_only_its_uncertain_candidates(app_env, tmp_path, monkeypatch):
+    seen = _counting(monkeypatch)
+    _load(app_env, tmp_path, _rows(n=30, labeled=0))
+    at = _open()
+    at.selectbox(key="sel_strategy").set_value("hybrid").run()
+    at.slider(key="sel_pool_factor").set_value(2).run()
+    at.number_input(key="sel_k").set_value(3).run()
+    assert any("Embeds 6 texts (only the 6 most uncertain candidates" in t for t in texts(at.caption))
+    _select(at)
+    assert len(seen) == 6  # not the 30 of the pool
+    picks = at.dataframe[0].value
+    # s00..s05 are the least certain (margins fall as i grows): the picks come from them
+    assert set(picks["sample_id"]) <= {f"s{i:02d}" for i in range(6)} and len(picks) == 3
+    assert any("only the texts the strategy embedded" in t for t in texts(at.caption))
+
+
+def test_many_texts_to_embed_show_an_estimate_and_wait_for_a_confirmation(app_env, tmp_path, monkeypatch):
+    from core import active_learning as al
+
+    seen = _counting(monkeypatch)
+    monkeypatch.setattr(al, "CONFIRM_ABOVE", 20)
+    _load(app_env, tmp_path, _rows(n=30, labeled=0))
+    at = _open()
+    at.selectbox(key="sel_strategy").set_value("k_center").run()
+    at.number_input(key="sel_k").set_value(3).run()
+    assert any("30 texts" in t and "not cached yet" in t for t in texts(at.warning))
+    assert _button(at, "sel_run").disabled and not seen
+    at.checkbox(key="sel_confirm_embed").check().run()
+    assert not _button(at, "sel_run").disabled
+    _select(at)
+    assert len(seen) == 30 and len(at.dataframe[0].value) == 3
+    # now cached: no question the second time
+    at.number_input(key="sel_k").set_value(4).run()
+    assert not at.warning and any("all are cached already" in t for t in texts(at.caption))
+
+
+def test_an_empty_default_pool_offers_all_samples(app_env, tmp_path):
+    _load(app_env, tmp_path, _rows(n=6, labeled=6))
+    at = _open()
+    assert any("The pool is empty" in t for t in texts(at.info))
+    _button(at, "sel_use_all").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="sel_pool").value == "all"
+    assert not any("The pool is empty" in t for t in texts(at.info))
+
+
+def test_pick_texts_are_masked(app_env, tmp_path, monkeypatch):
+    _counting(monkeypatch)
+    rows = _rows(n=12, labeled=0)
+    rows[0]["text"] = "请回电 13812345678 谢谢"
+    _load(app_env, tmp_path, rows)
+    from crowds import configure_users
+
+    configure_users(monkeypatch, tmp_path, {"rita": "reviewer"})
+    at = run_page(PAGE, session={"auth_user": "rita"})
+    at.number_input(key="sel_k").set_value(3).run()
+    _select(at)
+    table = at.dataframe[0].value
+    assert "请回电 ***5678 谢谢" in list(table["sample_text"]) and "13812345678" not in table.to_csv()

@@ -6,14 +6,12 @@ import math
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
+from core.vocab import AGREEMENT_GOOD, AGREEMENT_RETRAIN
 
 if TYPE_CHECKING:
     import polars as pl
-
-from core.vocab import AGREEMENT_GOOD, AGREEMENT_RETRAIN
 
 _MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
 _LEADING_SPACE = re.compile(r"^[ \t]+")
@@ -66,20 +64,70 @@ def cell(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def readable(df: pl.DataFrame) -> pl.DataFrame:
-    """``df`` ready for ``st.dataframe``: readable headers, timestamps cut to the second, no literal
-    "None" (missing text stays empty, which the table draws as blank)."""
+MISSING = "—"
+
+
+def readable(df: pl.DataFrame, digits: int = 3, keep: Any = ()) -> pl.DataFrame:
+    """``df``'s values ready for people, column names kept: missing text as "—" (never a literal
+    "None"), timestamps as text to the second, floats rounded to ``digits`` decimals; whole and decimal
+    columns with a missing value become text too (a number column cannot show "—"). Columns in ``keep``
+    are left as they are (a page formats them itself)."""
     import polars as pl
 
-    out = df.with_columns(
-        [pl.col(c).dt.truncate("1s") for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
-    )
-    return out.rename({c: header(c) for c in out.columns})
+    exprs = []
+    for name, dtype in df.schema.items():
+        if name in keep:
+            continue
+        col = pl.col(name)
+        has_null = df.get_column(name).null_count() > 0
+        if isinstance(dtype, pl.Datetime):
+            exprs.append(col.dt.strftime("%Y-%m-%d %H:%M:%S").fill_null(MISSING))
+        elif isinstance(dtype, pl.Date):
+            exprs.append(col.dt.strftime("%Y-%m-%d").fill_null(MISSING))
+        elif dtype == pl.Utf8:
+            if has_null:
+                exprs.append(col.fill_null(MISSING))
+        elif dtype.is_float():
+            if has_null or df.get_column(name).is_nan().any():
+                exprs.append(pl.Series(name, [cell(v, digits) for v in df.get_column(name).to_list()],
+                                       dtype=pl.Utf8))
+            else:
+                exprs.append(col.round(digits))
+        elif dtype.is_integer() and has_null:
+            exprs.append(pl.Series(name, [MISSING if v is None else f"{v:,}" for v in df.get_column(name).to_list()],
+                                   dtype=pl.Utf8))
+    return df.with_columns(exprs) if exprs else df
+
+
+def column_labels(columns: Any, **overrides: Any) -> dict[str, Any]:
+    """``st.dataframe`` column_config giving every column its readable :func:`header` (``overrides``:
+    a label or a ``st.column_config`` column for some columns; None hides one)."""
+    config: dict[str, Any] = {c: header(c) for c in columns}
+    config.update(overrides)
+    return config
+
+
+def table(df: pl.DataFrame, column_config: dict[str, Any] | None = None, digits: int = 3, **kwargs: Any) -> Any:
+    """Draw ``df`` with ``st.dataframe`` as people read it: :func:`readable` values, :func:`header` titles
+    (``column_config`` entries win), no index, full width. Returns what ``st.dataframe`` returns."""
+    import streamlit as st
+
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    config = column_labels(df.columns, **(column_config or {}))
+    # a column the page configured as a number, bar or checkbox keeps its type (its format is the page's)
+    typed = {c for c, v in config.items() if isinstance(v, dict)
+             and (v.get("type_config") or {}).get("type") in _TYPED_COLUMNS}
+    return st.dataframe(readable(df, digits, keep=typed), column_config=config, **kwargs)
+
+
+_TYPED_COLUMNS = {"number", "progress", "checkbox", "datetime", "date", "time", "selectbox", "bar_chart",
+                  "line_chart", "area_chart", "list", "link", "image"}
 
 
 def band_color(value: float) -> str:
     """Traffic-light colour of an agreement value (≥ 0.8 good, 0.6–0.8 fair, < 0.6 retrain)."""
-    if value is None or value != value:  # NaN
+    if value is None or math.isnan(value):
         return "gray"
     if value >= AGREEMENT_GOOD:
         return "green"

@@ -47,6 +47,14 @@ class AuditLog(Database):
         with self.transaction() as cur:
             self._audit(cur, actor, action, dataset, sample_id, old_value, new_value, detail)
 
+    def audit_pii_reveal(self, actor: str, dataset: str, where: str, detail: dict[str, Any] | None = None) -> None:
+        """Audit a raw view or export of ``dataset``'s personal data (``pii.reveal``; team leads only:
+        :func:`core.privacy.reveal` is the way in)."""
+        authorize(actor, Action.RAW_PII)
+        with self.transaction() as cur:
+            self.get_dataset(dataset)  # type: ignore[attr-defined]  (a clear error for an unknown dataset)
+            self._audit(cur, actor, "pii.reveal", dataset, None, None, where, {"where": where, **(detail or {})})
+
     def audit_log(self, dataset: str | None = None, actor: str | None = None, action: str | None = None,
                   since: datetime | None = None, until: datetime | None = None,
                   sample_id: str | None = None, limit: int = 10_000) -> pl.DataFrame:

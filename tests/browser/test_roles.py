@@ -220,3 +220,27 @@ def test_reviewer_sees_no_lead_control_and_core_refuses_lead_actions(roles_serve
         assert "extra" not in store.dataset_names()
     finally:
         store.close()
+
+
+def test_a_stakeholders_data_quality_downloads_hold_no_raw_personal_data(roles_server, page, tmp_path):
+    """Issue 15, item 2: the cleaned copy and the report JSON a stakeholder downloads are masked (the demo
+    dataset has 30 samples with planted phone numbers, e-mails, ID and card numbers)."""
+    from core.quality import find_pii
+
+    url, _db = roles_server
+    log_in(page, url, "sam", "/data_quality")
+    expect(page.get_by_role("heading", name="Data quality")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text("Show personal data")).to_have_count(0)  # the switch is a lead's
+    files = {}
+    for label in ("Download cleaned JSONL", "Download the report"):
+        button = page.get_by_role("button", name=label)
+        expect(button).to_be_visible(timeout=180_000)
+        with page.expect_download(timeout=180_000) as info:
+            button.click()
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        files[label] = path.read_text(encoding="utf-8")
+    for label, text in files.items():
+        assert text.strip(), label
+        assert find_pii(text) == [], (label, find_pii(text)[:3])
+    assert "***" in files["Download the report"]
