@@ -5,6 +5,7 @@ Run by hand, not collected by pytest:
     .venv/bin/python bench/bench_checks.py              # spec size: 1,000,000 generated bilingual samples
     .venv/bin/python bench/bench_checks.py --quick      # smoke run: 10,000 samples, no lingua, a few seconds
     .venv/bin/python bench/bench_checks.py --identifiers-only   # only the labeled language-id comparison
+    .venv/bin/python bench/bench_checks.py --registry-only      # only part 3, the registry checks as the report runs them
 
 Part 1 compares language identifiers on a hand-labeled set of short Chinese / English / mixed / Japanese / other /
 code / very short strings (LABELED below): accuracy per group and texts/s, for langid and lingua alone and for
@@ -16,6 +17,10 @@ frames, code answers with braces, a little French and German) with planted fault
 and prints rows/s, what share of planted faults it found and how many clean rows it flagged; and, where a check wraps
 a plain library call, that call's rows/s on the same texts and the ratio (ours / plain; > 1 means faster).
 Targets: every check over 1M samples in <= 60 s on 2 cores.
+
+Part 3 runs the registry checks (core/checks/*.py, what ``python -m core quality`` and the Data quality page run) on
+the same samples laid out as the store holds them (text columns, chat records as JSON, gold labels): the cost of the
+wrapping on top of part 2, with chat_structure paying for parsing every record.
 """
 
 from __future__ import annotations
@@ -465,18 +470,57 @@ def run_checks(n: int, seed: int, sub: int) -> None:
     print(f"  all checks: {total_wall:.1f} s wall for {n:,} samples")
 
 
+def run_registry(n: int, seed: int) -> None:
+    """Part 3: the registry checks (core/checks/*.py) as the report runs them, over a samples frame as the store
+    holds it (derived text columns, each record kept as JSON): the same texts as part 2 plus the wrapping (reading
+    the columns, parsing the conversation records, the findings table with excerpts, the gold label of each row)."""
+    import json
+
+    import polars as pl
+
+    from core import checks
+    from core.checks.base import CheckContext
+
+    t0 = time.perf_counter()
+    prompts, responses, labels, conversations, eval_texts, _ = build(n, seed)
+    ids = [f"s{i:07d}" for i in range(n)]
+    samples = pl.DataFrame({
+        "sample_id": ids, "instruction": prompts, "input": pl.Series([None] * n, dtype=pl.Utf8), "output": responses,
+        "text": pl.Series([None] * n, dtype=pl.Utf8), "shape": ["chat"] * n,
+        "record": [json.dumps({"messages": c}, ensure_ascii=False) for c in conversations]})
+    gold = pl.DataFrame({"sample_id": ids, "gold_label": labels})
+    print(f"\nregistry checks over {n:,} samples as stored (chat records kept as JSON); built in "
+          f"{time.perf_counter() - t0:.1f} s; load {os.getloadavg()[0]:.1f}")
+    cache: dict = {"gold": gold}  # one run: the derived texts and parsed records are shared, as in run_report
+    total = 0.0
+    for name in ("language_mismatch", "refusal", "repetition", "chat_structure", "template_leakage",
+                 "contamination", "length_ratio"):
+        ctx = CheckContext(store=None, dataset="bench", samples=samples, fields=["instruction", "output"],
+                           options={"eval_texts": eval_texts}, cache=cache)
+        result, w, c = _timed(lambda ctx=ctx, name=name: checks.CHECKS[name].run(ctx))
+        total += w
+        print(f"  {name:18s} {n / w:>11,.0f} rows/s  {w:6.1f} s wall {c:6.1f} s CPU  {result.frame.height:>8,} findings,"
+              f" {result.count or 0:>8,} samples")
+    print(f"  all registry checks: {total:.1f} s wall for {n:,} samples (chat_structure includes parsing every "
+          "record once)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run with 10,000 samples, without lingua")
     ap.add_argument("-n", type=int, default=None, help="number of samples (default 1,000,000; 10,000 with --quick)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--identifiers-only", action="store_true", help="only the labeled language-id comparison")
+    ap.add_argument("--registry-only", action="store_true",
+                    help="only part 3: the registry checks (core/checks) over a samples frame as stored")
     args = ap.parse_args()
-    compare_identifiers(repeat=3 if args.quick else 30, with_lingua=not args.quick)
-    if args.identifiers_only:
-        return
     n = args.n or (10_000 if args.quick else 1_000_000)
-    run_checks(n, args.seed, sub=min(n, 20_000))
+    if not args.registry_only:
+        compare_identifiers(repeat=3 if args.quick else 30, with_lingua=not args.quick)
+        if args.identifiers_only:
+            return
+        run_checks(n, args.seed, sub=min(n, 20_000))
+    run_registry(n, args.seed)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ Checks and what their ``count`` (the summary card) means:
     (:func:`core.gold.gold_labels`: latest review, else the annotators' majority). See
     :func:`label_error_report` for where the probabilities come from. Count: suspected samples;
     not computed unless asked (it may embed every text).
+``language_mismatch``, ``refusal``, ``repetition``, ``chat_structure``, ``template_leakage``, ``contamination``, ``length_ratio``
+    The instruction-data checks (:mod:`core.textchecks` over each sample's prompt, response and turns, read by
+    :class:`core.checks.base.InstructionView` whatever the record's shape). One row per finding with
+    ``check, sample_id, label, kind, severity, message, field, start, end, span_text, excerpt`` and the check's
+    own columns. ``contamination`` runs only with an evaluation set (``eval_texts``). Count: samples with a
+    finding.
+
+The JSON report (:func:`report_to_dict`) holds every check under ``checks.<name>`` as a list of findings that
+start with :data:`FINDING_KEYS`.
 
 By default only samples that are not excluded from export are checked, so excluding the copies
 of a duplicate makes the finding disappear.
@@ -97,6 +106,8 @@ __all__ = [
     "diff_segments",
     "duplicate_report",
     "exclude_samples",
+    "filter_findings",
+    "findings_records",
     "format_summary",
     "label_error_priorities",
     "label_error_report",
@@ -216,11 +227,13 @@ def summary_frame(report: QualityReport) -> pl.DataFrame:
 
 def run_report(store: Store, dataset: str, *, include_excluded: bool = False, threshold: float = 0.8,
                label_errors: str | None = None, model: Any = None, checks: Sequence[str] | None = None,
-               progress: Progress | None = None) -> QualityReport:
+               progress: Progress | None = None, eval_texts: Sequence[str] | None = None) -> QualityReport:
     """Run every registered check on ``dataset`` (or the named ``checks``).
 
     On-demand checks run only when asked: ``label_errors`` is a method of
-    :data:`LABEL_ERROR_METHODS` or None (skip). ``progress(stage, fraction)`` is called before
+    :data:`LABEL_ERROR_METHODS` or None (skip). ``eval_texts`` (the questions of an evaluation
+    set, e.g. :func:`core.checks.contamination.read_eval_texts`) feed the contamination check,
+    which without them reports "not run". ``progress(stage, fraction)`` is called before
     each check and at the end (fraction 1.0). Samples excluded from export are skipped unless
     ``include_excluded``.
     """
@@ -237,6 +250,10 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
     store.get_dataset(dataset)  # a clear error for an unknown dataset
     samples = store.samples(dataset, include_excluded=include_excluded)
     fields = text_fields(samples)
+    gold = _gold(store, dataset, samples)
+    shared: dict[str, Any] = {"gold": gold}  # work the checks of this run share (derived texts, gold labels)
+    options = {"label_errors": label_errors or "auto", "model": model,
+               "eval_texts": list(eval_texts) if eval_texts else None}
     results: dict[str, CheckResult] = {}
     for done, check in enumerate(steps):
         if progress:
@@ -247,7 +264,7 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
                 progress(f"{_title}: {stage}", (_done + fraction) / len(steps))
 
         ctx = CheckContext(store=store, dataset=dataset, samples=samples, fields=fields, threshold=float(threshold),
-                           options={"label_errors": label_errors or "auto", "model": model}, progress=sub)
+                           options=dict(options), progress=sub, cache=shared)
         results[check.name] = check.run(ctx)
     if progress:
         progress("done", 1.0)
@@ -260,7 +277,7 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
         threshold=float(threshold),
         sample_ids=sample_ids(samples),
         results=results,
-        n_labeled=_gold(store, dataset, samples).height,
+        n_labeled=gold.height,
         prediction_round=prediction_round(store, dataset),
     )
 
@@ -283,9 +300,66 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+#: The keys every finding of the report JSON has, first (then the check's own columns).
+FINDING_KEYS: tuple[str, ...] = ("check", "sample_id", "kind", "severity", "message", "field", "start", "end",
+                                 "span_text")
+
+
+def _default_message(name: str, row: Mapping[str, Any]) -> str:
+    # For the checks whose rows predate the common finding keys: a plain sentence from their own columns.
+    if row.get("detail"):
+        return str(row["detail"])
+    if name == "exact_duplicates":
+        return (f"one of {row.get('group_size')} exact copies (group {row.get('group')})"
+                + ("; the copy to keep" if row.get("first") else ""))
+    if name == "near_duplicates":
+        return (f"one of {row.get('cluster_size')} near duplicates (cluster {row.get('cluster')}, max Jaccard "
+                f"{row.get('max_jaccard') or 0:.3f})")
+    if name == "label_errors":
+        return (f"labelled {row.get('given_label')!r}, probably {row.get('suggested_label')!r} "
+                f"(self-confidence {row.get('self_confidence') or 0:.3f})")
+    if row.get("kind") and row.get("field"):
+        return f"{str(row['kind']).replace('_', ' ')} in {row['field']}"
+    check = _registry.CHECKS.get(name)
+    return check.title if check is not None else name
+
+
+def findings_records(name: str, frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """A check's rows as findings: the :data:`FINDING_KEYS` first (``kind`` defaults to the check's name,
+    ``severity`` to its default, ``span_text`` to a ``match`` column, ``message`` to a sentence made from
+    the row), then the check's own columns unchanged."""
+    check = _registry.CHECKS.get(name)
+    default_severity = check.severity if check is not None else "info"
+    out = []
+    for row in frame.to_dicts():
+        std = {"check": name, "sample_id": row.get("sample_id"), "kind": row.get("kind") or name,
+               "severity": row.get("severity") or default_severity,
+               "message": row.get("message") or _default_message(name, row), "field": row.get("field"),
+               "start": row.get("start"), "end": row.get("end"),
+               "span_text": row["span_text"] if "span_text" in row else row.get("match")}
+        out.append({**std, **{k: _json_safe(v) for k, v in row.items() if k not in std}})
+    return out
+
+
+def filter_findings(frame: pl.DataFrame, severities: Sequence[str] | None = None,
+                    labels: Sequence[str | None] | None = None) -> pl.DataFrame:
+    """The rows of a findings frame with one of ``severities`` and one of ``labels`` (None in ``labels``: samples
+    without a gold label). A None filter, or a frame without that column, keeps every row."""
+    if severities is not None and "severity" in frame.columns:
+        frame = frame.filter(pl.col("severity").is_in(list(severities)))
+    if labels is not None and "label" in frame.columns:
+        named = [x for x in labels if x is not None]
+        cond = pl.col("label").is_in(named)
+        if any(x is None for x in labels):
+            cond = cond | pl.col("label").is_null()
+        frame = frame.filter(cond.fill_null(False))
+    return frame
+
+
 def report_to_dict(report: QualityReport) -> dict[str, Any]:
-    """The full report as JSON-ready data: dataset, counts, the summary and every check's rows."""
-    checks: dict[str, Any] = {name: report.frame(name).to_dicts() for name in CHECKS}
+    """The full report as JSON-ready data: dataset, counts, the summary and every check's findings under
+    ``checks.<name>`` (:func:`findings_records`), plus ``checks.near_duplicate_pairs``."""
+    checks: dict[str, Any] = {name: findings_records(name, report.frame(name)) for name in CHECKS}
     checks["near_duplicate_pairs"] = report.near_duplicate_pairs.to_dicts()
     le = report.label_errors
     return {

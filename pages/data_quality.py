@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import plotly.express as px
 import polars as pl
 import streamlit as st
 
 from core import checks as check_registry
+from core import privacy
+from core.checks.base import SEVERITIES
+from core.checks.contamination import NOT_RUN, read_eval_texts
+from core.checks.pii import pii_findings
+from core.checks.refusal import refusal_patterns, set_refusal_patterns
 from core.quality_report import (
     CHECKS,
     LabelErrorResult,
     cleaned_jsonl,
     diff_segments,
     exclude_samples,
+    filter_findings,
     label_error_priorities,
     label_error_report,
     report_to_dict,
@@ -32,6 +39,7 @@ from core.roles import Action
 from core.vocab import reason_name
 from ui.cache import data_key
 from ui.errors import show_store_error, shown_errors
+from ui.privacy import reveal_toggle
 from ui.session import (
     can,
     current_user,
@@ -42,6 +50,8 @@ from ui.session import (
 
 MAX_ROWS = 5000  # rows drawn per table; the JSON report holds all of them
 MAX_PAIRS = 1000  # near-duplicate pairs offered for the side-by-side view
+CARDS_PER_ROW = 7
+NO_LABEL = "(no gold label)"
 HELP = {c.name: c.help for c in check_registry.ordered()}
 #: Checks drawn by a tab of their own below; every other registered check gets the generic table.
 SPECIAL_TABS = {"exact_duplicates", "near_duplicates", "completeness", "cleaning", "pii", "label_errors"}
@@ -59,6 +69,35 @@ store = get_store()
 def load_report(key: tuple, include_excluded: bool, threshold: float):
     name = key[1]
     return run_report(get_store(), name, include_excluded=include_excluded, threshold=threshold)
+
+
+@st.cache_data(ttl=300, show_spinner="Masking personal data…", max_entries=8)
+def load_masked_report(key: tuple, include_excluded: bool, threshold: float):
+    return privacy.mask_report(load_report(key, include_excluded, threshold))
+
+
+def shown_report(key: tuple, include_excluded: bool, threshold: float, reveal):
+    """The report as this session may see and download it: personal data masked in every table unless a
+    lead turned "Show personal data" on (then the personal-data findings are the raw ones)."""
+    if reveal is None:
+        return load_masked_report(key, include_excluded, threshold)
+    report = load_report(key, include_excluded, threshold)
+    if "pii" in report.results:
+        raw = pii_findings(get_store(), key[1], reveal, include_excluded=include_excluded)
+        report.results["pii"] = replace(report.results["pii"], frame=raw)
+    return report
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def parse_eval_set(data: bytes, name: str):
+    return read_eval_texts(data, name)
+
+
+@st.cache_data(ttl=300, show_spinner="Checking the samples against the evaluation set…", max_entries=4)
+def load_contamination(key: tuple, include_excluded: bool, digest: str, _texts: tuple[str, ...]):
+    # digest stands for the texts in the cache key (the leading underscore keeps them out of the hash)
+    return run_report(get_store(), key[1], include_excluded=include_excluded, checks=["contamination"],
+                      eval_texts=list(_texts)).results["contamination"]
 
 
 def md_escape(text: str | None) -> str:
@@ -149,12 +188,28 @@ left, mid, right = st.columns([2, 2, 1], vertical_alignment="bottom")
 threshold = left.slider("Near-duplicate threshold (Jaccard)", 0.5, 1.0, 0.8, 0.05, key="dq_threshold",
                         help="Character 3-gram Jaccard similarity from which two samples are near duplicates.")
 include_excluded = mid.toggle("Include samples excluded from export", key="dq_include_excluded")
+decision = reveal_toggle(dataset, "data quality page", "dq_reveal", mid)  # a lead's, audited; else masked
 if right.button("Refresh", help="Run the checks again (e.g. after a command-line import)"):
     st.cache_data.clear()
     st.rerun()
 
+with st.expander("Evaluation set for the contamination check", icon=":material/quiz:"):
+    upload = st.file_uploader("Evaluation questions (JSON lines, JSON array, CSV / TSV or Parquet)",
+                              type=["jsonl", "ndjson", "json", "csv", "tsv", "parquet"], key="dq_eval_file",
+                              help="Questions in a column question, prompt, text or instruction (else the first "
+                                   "text column). Same as `python -m core quality --eval-file FILE`.")
+    eval_set = None
+    if upload is not None:
+        with shown_errors():
+            eval_set = parse_eval_set(upload.getvalue(), upload.name)
+    if eval_set is not None:
+        st.caption(f"**{md_escape(eval_set.name)}**: {len(eval_set.texts):,} questions from column "
+                   f"`{md_escape(eval_set.column)}`.")
+    else:
+        st.caption("Without an evaluation set the contamination check is not run.")
+
 with shown_errors(stop=True):
-    report = load_report(data_key(dataset), include_excluded, float(threshold))
+    report = shown_report(data_key(dataset), include_excluded, float(threshold), decision)
 
 if report.n_samples == 0:
     st.info(f"**{dataset}** has no samples to check" + ("" if include_excluded else " (excluded samples are skipped)")
@@ -163,11 +218,19 @@ if report.n_samples == 0:
 
 label_key = (dataset, include_excluded)
 stored: LabelErrorResult | None = st.session_state.get("dq_label_errors", {}).get(label_key)
+if stored is not None and decision is None:
+    stored = replace(stored, frame=privacy.mask_frame(stored.frame))
 if stored is not None and stored.computed:
     current = set(report.sample_ids)  # samples excluded since the computation drop out
     stored = LabelErrorResult(stored.frame.filter(pl.col("sample_id").is_in(current)), stored.method,
                               stored.source, stored.n_labeled, stored.n_checked, stored.note)
 report.label_errors = stored
+if eval_set is not None and "contamination" in CHECKS:
+    with shown_errors():
+        found = load_contamination(data_key(dataset), include_excluded, eval_set.digest, eval_set.texts)
+        if decision is None:
+            found = replace(found, frame=privacy.mask_frame(found.frame))
+        report.results["contamination"] = found
 summary = {row["check"]: row for row in report.summary.iter_rows(named=True)}
 
 st.caption(f"**{dataset}** · {report.n_samples:,} samples checked"
@@ -178,13 +241,14 @@ if not report.has_output:
             "only the fields it has, and the truncated-output and repeated-instruction checks do not apply.")
 
 # -- cards ------------------------------------------------------------------------------------------
-cards = st.columns(len(CHECKS))
+cards = [c for start in range(0, len(CHECKS), CARDS_PER_ROW) for c in st.columns(CARDS_PER_ROW)]
 for col, (check, title) in zip(cards, CHECKS.items()):
     row = summary[check]
     with col:
         if row["count"] is None:
             st.metric(title, "—", help=HELP[check], border=True)
-            st.caption(row["detail"] if stored is not None else "Not computed yet: see its tab.")
+            st.caption(row["detail"] if stored is not None or check != "label_errors" else
+                       "Not computed yet: see its tab.")
         else:
             st.metric(title, f"{row['count']:,}", delta=f"{row['share']:.1%} of the dataset", delta_color="off",
                       delta_arrow="off", help=HELP[check], border=True)
@@ -192,12 +256,21 @@ for col, (check, title) in zip(cards, CHECKS.items()):
 counted = [(CHECKS[c], summary[c]["share"]) for c in CHECKS if summary[c]["share"] is not None]
 fig = px.bar(x=[s * 100 for _, s in counted], y=[t for t, _ in counted], orientation="h",
              labels={"x": "% of the dataset", "y": ""})
-fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10))
+fig.update_layout(height=max(200, 24 * len(counted)), margin=dict(l=10, r=10, t=10, b=10))
 fig.update_yaxes(autorange="reversed")
 st.plotly_chart(fig, width="stretch", key="dq_share_chart")
 
 # -- tabs -------------------------------------------------------------------------------------------
 # Tab titles stay fixed (counts are on the cards): a changed title would reset the open tab after a write.
+# Severity and label filters of the checks whose findings carry both (the instruction-data checks).
+with shown_errors(stop=True):
+    dataset_labels = list(store.get_dataset(dataset).labels)
+f_sev, f_label = st.columns(2)
+severity_filter = f_sev.multiselect("Severity", list(SEVERITIES), key="dq_filter_severity", placeholder="All",
+                                    help="Show only findings of these severities (instruction-data checks).")
+label_filter = f_label.multiselect("Label", [*dataset_labels, NO_LABEL],
+                                   key="dq_filter_label", placeholder="All",
+                                   help="Show only findings of samples with these gold labels.")
 tabs = st.tabs(list(CHECKS.values()))
 tab = dict(zip(CHECKS, tabs))
 
@@ -341,7 +414,8 @@ with left:
         st.info("No gold labels yet: nothing to export.")
     else:
         do_clean = st.checkbox("Apply the cleaning fixes", value=True, key="dq_export_clean")
-        do_mask = st.checkbox("Mask personal data", value=True, key="dq_export_mask")
+        # unmasked only for a lead who turned "Show personal data" on (audited); everyone else: masked
+        do_mask = decision is None or st.checkbox("Mask personal data", value=True, key="dq_export_mask")
         st.download_button("Download cleaned JSONL",
                            data=lambda: cleaned_jsonl(store, dataset, clean=do_clean, mask=do_mask),
                            file_name=f"{dataset}_cleaned.jsonl", mime="application/jsonl", on_click="ignore",
@@ -355,15 +429,70 @@ with right:
                        key="dq_export_report", icon=":material/download:")
 
 
-# -- every other registered check: one generic findings table ----------------------------------------
+# -- every other registered check: its findings, filtered, with the span marked --------------------------
+HIDDEN = {"check", "start", "end", "span_text", "before", "after"}
+
+
+def refusal_settings() -> None:
+    """A lead's extra refusal phrases for this dataset (core.checks.refusal.set_refusal_patterns, audited)."""
+    if not can(Action.SETTINGS):
+        return
+    with st.expander("Extra refusal phrases of this dataset"), st.form("dq_refusal_form"):
+        current = refusal_patterns(store.get_dataset(dataset).settings)
+        text = st.text_area("One phrase a line (matched as written, any case, any spacing)", "\n".join(current),
+                            key="dq_refusal_patterns", height=120)
+        if st.form_submit_button("Save phrases", icon=":material/save:"):
+            with shown_errors():
+                saved = set_refusal_patterns(store, dataset, text.splitlines(), current_user())
+                refresh_after_write()
+                flash(f"Saved {len(saved)} extra refusal phrase(s); the checks ran again.")
+                st.rerun()
+
+
+def findings_tab(check: str) -> None:
+    st.caption(HELP[check])
+    if check == "refusal":
+        refusal_settings()
+    result = report.results.get(check)
+    if result is None or result.count is None:
+        note = result.detail if result is not None else "not run"
+        st.info(f"Not run: {note}." if note != NOT_RUN else
+                "Not run: no evaluation set. Upload one under **Evaluation set for the contamination check** "
+                "above, or run `python -m core quality --eval-file FILE`.")
+        return
+    frame = result.frame
+    if frame.height == 0:
+        st.success("No findings.")
+        return
+    if "excerpt" not in frame.columns:  # a check of another kind: its own columns
+        actions(check, frame, selected_rows(check, frame, frame.columns))
+        return
+    shown = filter_findings(frame, severity_filter or None,
+                            [None if x == NO_LABEL else x for x in label_filter] if label_filter else None)
+    st.caption(f"{shown.height:,} of {frame.height:,} findings" + (" (filtered)" if shown.height < frame.height
+                                                                   else "") + f" · {result.detail}")
+    if shown.height == 0:
+        st.info("No findings match the severity and label filters.")
+        return
+    columns = ["sample_id", "label", "severity", "kind", "field", "excerpt", "message"]
+    columns += [c for c in shown.columns if c not in columns and c not in HIDDEN]
+    ids = selected_rows(check, shown, columns, {
+        "excerpt": st.column_config.TextColumn("text (span «marked»)", width="large"),
+        "message": st.column_config.TextColumn("message", width="medium")})
+    actions(check, shown, ids)
+    head = shown.head(MAX_PAIRS)
+    labels = [f"{s} · {k} · {(m or '')[:60]}" for s, k, m in head.select("sample_id", "kind", "message").iter_rows()]
+    choice = st.selectbox("Show a finding", range(head.height), format_func=labels.__getitem__,
+                          key=f"dq_show_{check}")
+    row = head.row(choice if choice is not None and choice < head.height else 0, named=True)
+    if row["span_text"] is not None and row["before"] is not None:
+        st.markdown(highlighted([(row["before"], False), (row["span_text"], True), (row["after"] or "", False)]))
+    else:
+        st.markdown(md_escape(row["excerpt"]) or "*(empty)*")
+    st.caption(md_escape(row["message"]))
+
+
 for _name in CHECKS:
-    if _name in SPECIAL_TABS:
-        continue
-    with tab[_name]:
-        frame = report.frame(_name)
-        st.caption(HELP[_name])
-        if frame.height == 0:
-            st.success("No findings.")
-        else:
-            ids = selected_rows(_name, frame, frame.columns)
-            actions(_name, frame, ids)
+    if _name not in SPECIAL_TABS:
+        with tab[_name]:
+            findings_tab(_name)

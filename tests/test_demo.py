@@ -405,3 +405,43 @@ def test_gold_questions_carry_the_true_label(frames):
     # every row of a gold sample carries the same gold label, and the later batch has none
     assert ann.group_by("id").agg(pl.col("gold_label").n_unique()).filter(pl.col("gold_label") > 1).height == 0
     assert "gold_label" not in frames["current"].columns
+
+
+# --------------------------------------------------------------------------- the chat demo's planted cases
+
+def test_chat_demo_planted_cases_are_found_by_their_checks_and_clean_ones_left_alone():
+    """Each planted chat record (core.demo.chat.CHAT_PLANTED) is flagged by its instruction-data check; the two
+    clean ones (a translation answered in English, Chinese with English product names) by none of them."""
+    from core import checks
+    from core.checks.base import CheckContext, text_fields
+    from core.demo.chat import CHAT_PLANTED, chat_records, chat_rows
+    from core.records import derive
+
+    records = chat_records()
+    assert chat_records() == records and chat_rows() == chat_rows()  # deterministic
+    assert {r["id"] for r in records} >= set(CHAT_PLANTED)
+    assert {c for c in CHAT_PLANTED.values() if c} == {"language_mismatch", "refusal", "repetition", "chat_structure",
+                                                       "template_leakage", "length_ratio"}
+    langs = {(r["lang"], c) for r in records for c in [CHAT_PLANTED.get(r["id"])] if c}
+    assert {lang for lang, _ in langs} == {"zh", "en"}
+    rows = []
+    for r in records:
+        d = derive(r)
+        rows.append({"sample_id": r["id"], **d.text_fields(), "shape": d.shape,
+                     "record": json.dumps(r, ensure_ascii=False)})
+    samples = pl.DataFrame(rows)
+    gold = pl.DataFrame({"sample_id": [r["id"] for r in records], "gold_label": [r["quality"] for r in records]})
+    ctx = {"store": None, "dataset": "chat", "samples": samples, "fields": text_fields(samples), "cache": {"gold": gold}}
+    found = {}
+    for name in ("language_mismatch", "refusal", "repetition", "chat_structure", "template_leakage", "length_ratio"):
+        found[name] = set(checks.CHECKS[name].run(CheckContext(**ctx)).frame["sample_id"].to_list())
+    for rid, check in CHAT_PLANTED.items():
+        if check is None:
+            assert not any(rid in ids for ids in found.values()), (rid, found)
+        else:
+            assert rid in found[check], (rid, check, found[check])
+    # the drawn support conversations are clean apart from the length ratio (long policy answers)
+    planted = set(CHAT_PLANTED)
+    for name, ids in found.items():
+        if name != "length_ratio":
+            assert ids <= planted, (name, ids - planted)

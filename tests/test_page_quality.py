@@ -74,13 +74,13 @@ def test_tables_show_the_matched_span_escaped(planted):
     at = _open()
     pii = next(df.value for df in at.dataframe if "masked" in df.value.columns)
     row = pii.iloc[0]
-    assert (row["sample_id"], row["match"], row["before"]) == ("q05", PHONE, "请拨打")
+    assert (row["sample_id"], row["match"], row["before"]) == ("q05", "***5678", "请拨打")  # masked by default
     assert "***5678" in row["masked"] and PHONE not in row["masked"]
     cleaning = next(df.value for df in at.dataframe if "cleaned" in df.value.columns)
     assert cleaning.iloc[0]["match"] == "<br>"
     md = texts(at.markdown)
     assert any(r":red-background[\<br\>]" in t for t in md)  # markup in user text is escaped, the span marked
-    assert any(f":red-background[{PHONE}]" in t for t in md)
+    assert any(r":red-background[\*\*\*5678]" in t for t in md) and not any(PHONE in t for t in md)
     assert not any("<br>" in t for t in md)
     # near duplicates side by side with the Jaccard similarity and the changed characters marked
     assert any(":red-background[杂]" in t for t in md) and any(":red-background[噪]" in t for t in md)
@@ -186,3 +186,170 @@ def test_label_errors_fall_back_to_embeddings_with_progress(app_env, tmp_path, m
     assert _cards(at)[TITLES["label_errors"]] == str(len(frame))
     assert any("cross-validated logistic regression on sentence embeddings" in t for t in texts(at.caption))
     assert store.table_counts()["embeddings"] > 0  # cached for the next run
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The data behind every download button the page draws, by label (deferred data generated as a click
+    would: AppTest has no runtime to serve the files)."""
+    import streamlit as st
+
+    seen: dict[str, str] = {}
+    original = st.download_button
+
+    def recording(label, data=None, *args, **kwargs):
+        value = data() if callable(data) else data
+        seen[label] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", recording)
+    return seen
+
+
+def test_a_stakeholder_sees_and_downloads_no_raw_personal_data(planted, tmp_path, monkeypatch, downloads):
+    from crowds import configure_users
+
+    configure_users(monkeypatch, tmp_path, {"sam": "stakeholder", "alice": "lead"})
+    at = run_page(PAGE, session={"dataset_picker": "qa", "auth_user": "sam"})
+    assert not at.exception, at.exception
+    with pytest.raises(KeyError):
+        at.toggle(key="dq_reveal_qa")  # the switch is a lead's
+    with pytest.raises(KeyError):
+        at.checkbox(key="dq_export_mask")  # no way to untick the masking
+    tables = " ".join(el.value.to_csv() for el in at.dataframe)
+    assert PHONE not in tables and "***5678" in tables
+    files = downloads
+    assert files and all(PHONE not in data for data in files.values()), list(files)
+    assert "***5678" in " ".join(files.values())
+    assert planted.audit_log(action="pii.reveal").height == 0
+
+
+def test_a_lead_reveals_personal_data_and_it_is_audited(planted, tmp_path, monkeypatch):
+    from crowds import configure_users
+
+    configure_users(monkeypatch, tmp_path, {"alice": "lead"})
+    at = run_page(PAGE, session={"dataset_picker": "qa", "auth_user": "alice"})
+    assert PHONE not in " ".join(el.value.to_csv() for el in at.dataframe)  # masked by default for leads too
+    at.toggle(key="dq_reveal_qa").set_value(True).run()
+    assert not at.exception, at.exception
+    assert PHONE in " ".join(el.value.to_csv() for el in at.dataframe)
+    log = planted.audit_log(action="pii.reveal")
+    assert log["actor"].to_list() == ["alice"] and log["new_value"].to_list() == ["data quality page"]
+    at.run()  # still on: not audited again
+    assert planted.audit_log(action="pii.reveal").height == 1
+
+
+# -- the instruction-data checks (issue 16) ---------------------------------------------------------------------
+
+NEW_TITLES = {"language_mismatch": "Language mismatch", "refusal": "Refusals", "repetition": "Repetition",
+              "chat_structure": "Chat structure", "template_leakage": "Template leakage",
+              "contamination": "Contamination", "length_ratio": "Length ratio"}
+
+
+@pytest.fixture
+def mixed_page(app_env, tmp_path):
+    from factories import import_rows
+    from test_checks_registry import MIXED
+
+    from core.store import open_store
+
+    store = open_store(app_env)
+    res = import_rows(store, tmp_path, [{**r, "annotator": "alice"} for r in MIXED], name="mixed",
+                      labels=["good", "bad"])
+    assert res.rows_bad == 0
+    return store
+
+
+def _findings(at, check: str):
+    """The findings table of one instruction-data check (its rows all carry that check's kinds)."""
+    tables = [df.value for df in at.dataframe if "excerpt" in df.value.columns]
+    return {tuple(sorted(set(t["sample_id"]))): t for t in tables}, tables
+
+
+def test_instruction_checks_cards_tables_and_marked_spans(mixed_page):
+    at = _open("mixed")
+    cards = {m.label: m.value for m in at.metric}
+    assert {t: cards[t] for t in NEW_TITLES.values()} == {
+        "Language mismatch": "1", "Refusals": "1", "Repetition": "1", "Chat structure": "1",
+        "Template leakage": "1", "Contamination": "—", "Length ratio": "0"}
+    assert any("not run: no evaluation set" in t for t in texts(at.caption))
+    assert any("Not run: no evaluation set" in t for t in texts(at.info))
+    _, tables = _findings(at, "")
+    by_kind = {k: t for t in tables for k in t["kind"]}
+    lang = by_kind["language_mismatch"]
+    assert lang["sample_id"].tolist() == ["m-lang"] and lang["label"].tolist() == ["bad"]
+    assert {"severity", "message", "prompt_language", "response_language"} <= set(lang.columns)
+    assert "before" not in lang.columns and "span_text" not in lang.columns  # shown marked in the excerpt
+    leak = by_kind["chat_template_token"]
+    assert leak["excerpt"].tolist()[0].startswith("«<|im_start|>»assistant ⏎ 好的")
+    assert by_kind["refusal"]["excerpt"].tolist() == ["«抱歉，我无法»回答这个问题。"]
+    md = texts(at.markdown)
+    assert any(r":red-background[\<\|im\_start\|\>]" in t for t in md)  # the span marked, user text escaped
+    assert not any("<|im_start|>" in t for t in md)
+    # the check is the queue reason
+    at.multiselect(key="dq_pick_refusal").set_value(["m-refusal"]).run()
+    assert at.selectbox(key="dq_reason_refusal").value == "refusal"
+    _click(at, "dq_send_refusal")
+    assert mixed_page.queue("mixed")["reason"].to_list() == ["refusal"]
+
+
+def test_instruction_checks_filter_by_severity_and_label(mixed_page):
+    at = _open("mixed")
+    at.multiselect(key="dq_filter_severity").set_value(["warning"]).run()
+    assert not at.exception
+    kinds = {k for df in at.dataframe if "excerpt" in df.value.columns for k in df.value["kind"]}
+    assert "language_mismatch" in kinds and "chat_template_token" not in kinds  # leaks are errors
+    assert any("No findings match the severity and label filters" in t for t in texts(at.info))
+    at.multiselect(key="dq_filter_severity").set_value([]).run()
+    at.multiselect(key="dq_filter_label").set_value(["good"]).run()
+    kinds = {k for df in at.dataframe if "excerpt" in df.value.columns for k in df.value["kind"]}
+    assert kinds == set()  # every planted fault is on a sample labelled bad
+    at.multiselect(key="dq_filter_label").set_value(["bad"]).run()
+    kinds = {k for df in at.dataframe if "excerpt" in df.value.columns for k in df.value["kind"]}
+    assert {"language_mismatch", "refusal", "repetition", "chat_template_token", "consecutive_same_role"} <= kinds
+
+
+def test_evaluation_set_upload_runs_contamination(mixed_page):
+    from test_checks_registry import EVAL
+
+    at = _open("mixed")
+    data = "".join(json.dumps({"question": q}, ensure_ascii=False) + "\n" for q in EVAL).encode("utf-8")
+    at.file_uploader(key="dq_eval_file").set_value(("mmlu.jsonl", data, "application/jsonl")).run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Contamination"] == "1"
+    assert any(r"mmlu\.jsonl" in t and "2 questions" in t for t in texts(at.caption))  # the name escaped
+    table = next(df.value for df in at.dataframe if "eval_index" in df.value.columns)
+    assert table["sample_id"].tolist() == ["m-eval"] and table["eval_index"].tolist() == [0]
+    # a file without a text column is an error message, not a traceback
+    at.file_uploader(key="dq_eval_file").set_value(("bad.jsonl", b'{"n": 1}\n', "application/jsonl")).run()
+    assert not at.exception and any("no text column" in t for t in texts(at.error))
+    assert {m.label: m.value for m in at.metric}["Contamination"] == "—"
+
+
+def test_lead_extends_the_refusal_phrases(mixed_page):
+    at = _open("mixed")
+    at.text_area(key="dq_refusal_patterns").set_value("预约检测\n")
+    next(b for b in at.button if b.label == "Save phrases").click().run()
+    assert not at.exception, at.exception
+    assert not texts(at.error), texts(at.error)
+    assert any("Saved 1 extra refusal phrase(s)" in t for t in texts(at.success))
+    assert {m.label: m.value for m in at.metric}["Refusals"] == "2"
+    assert mixed_page.audit_log(dataset="mixed", action="dataset.setting").height == 1
+
+
+def test_a_registered_check_gets_a_card_and_a_tab(mixed_page):
+    from core import checks
+    from core.checks.base import Check, CheckResult
+
+    def run(ctx):
+        return CheckResult(pl.DataFrame({"sample_id": ["m-text"], "kind": ["odd"]}), 1, "one odd sample")
+
+    checks.register(Check(name="zz_page_check", title="ZZ page check", help="A check added by a test.",
+                          severity="info", run=run, empty={"sample_id": pl.Utf8, "kind": pl.Utf8}, order=999))
+    try:
+        at = _open("mixed")
+        assert {m.label: m.value for m in at.metric}["ZZ page check"] == "1"
+        assert "ZZ page check" in [t.label for t in at.tabs]
+        assert any(df.value.columns.tolist() == ["sample_id", "kind"] for df in at.dataframe)
+    finally:
+        checks.unregister("zz_page_check")

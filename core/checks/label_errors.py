@@ -144,6 +144,9 @@ def label_error_report(store: Store, dataset: str, samples: pl.DataFrame | None 
             return _not_computed(f"cannot compute out-of-fold probabilities: {exc}", n_labeled)
         label_names = [str(x) for x in np.unique(np.asarray(labelled["gold_label"].to_list()))]
         joined = labelled
+        unskilled = _unskilled_note(labelled["gold_label"].to_list(), probs, label_names)
+        if unskilled:
+            return _not_computed(unskilled, n_labeled)
         encoder = model.model_id if isinstance(model, embeddings.EmbeddingModel) else \
             embeddings.describe_choice(labelled["text"].to_list(), model).split("→")[-1].strip()
         source = f"{n_splits}-fold cross-validated logistic regression on sentence embeddings ({encoder})"
@@ -166,6 +169,29 @@ def label_error_report(store: Store, dataset: str, samples: pl.DataFrame | None 
     ).join(texts.with_columns(pl.col("text").map_elements(preview, return_dtype=pl.Utf8)),
            on="sample_id", how="left", maintain_order="left")
     return LabelErrorResult(frame, method, source, n_labeled, joined.height)
+
+
+#: Below this Cohen's kappa between the cross-validated text model's predictions and the labels, the model has
+#: not learned the labels from the texts, and cleanlab's "suspects" would be noise (e.g. labels that judge a
+#: chat answer's quality, which a bag of sentence embeddings does not see).
+MIN_SKILL_KAPPA = 0.2
+
+
+def _unskilled_note(labels: list[str], probs: np.ndarray, label_names: list[str]) -> str | None:
+    """Why the out-of-fold probabilities are too weak to judge labels by, or None when they are usable."""
+    from sklearn.metrics import cohen_kappa_score
+
+    y = np.asarray(labels)
+    predicted = np.asarray(label_names)[probs.argmax(axis=1)]
+    kappa = float(cohen_kappa_score(y, predicted))
+    if kappa >= MIN_SKILL_KAPPA:
+        return None
+    values, counts = np.unique(y, return_counts=True)
+    accuracy = float((predicted == y).mean())
+    return (f"the cross-validated text model cannot predict these labels (accuracy {accuracy:.2f} against "
+            f"{counts.max() / len(y):.2f} by always answering {str(values[counts.argmax()])!r}; kappa {kappa:.2f} < "
+            f"{MIN_SKILL_KAPPA}), so its suspects would be noise and none are flagged. The labels may judge what "
+            "the text alone does not show: import a model round's probabilities to use the model method.")
 
 
 def label_error_priorities(frame: pl.DataFrame) -> dict[str, float]:
