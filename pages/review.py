@@ -188,8 +188,10 @@ def claim_after(done: str, reasons: list[str]) -> None:
         flash(f"{done} Could not claim the next entry: {exc}", "warning")
 
 
-def save_and_next(cur: dict, label: str, note: str, base_version: int, reasons: list[str]) -> bool:
-    """Save one review; on success claim the next entry. Returns True when the page should rerun."""
+def save_and_next(cur: dict, label: str, note: str, base_version: int, reasons: list[str],
+                  as_gold: bool = False) -> bool:
+    """Save one review (and, for a lead who asked, mark the sample a gold question with that label); on
+    success claim the next entry. Returns True when the page should rerun."""
     try:
         version = save_review(store, dataset, cur["sample_id"], label, user, note.strip() or None, base_version)
     except ReviewConflict as exc:
@@ -206,6 +208,12 @@ def save_and_next(cur: dict, label: str, note: str, base_version: int, reasons: 
     st.session_state["review_last"] = {"kind": "save", "dataset": dataset, "entry_id": cur["entry_id"],
                                        "sample_id": cur["sample_id"], "version": version, "label": label}
     done = f"Saved {cur['sample_id']}: {label} (version {version})."
+    if as_gold:  # after adjudication: the decided label becomes the sample's known answer (leads only, audited)
+        try:
+            store.set_gold_question(dataset, cur["sample_id"], label, user, source="review")
+            done += " Marked as a gold question."
+        except Exception as exc:  # noqa: BLE001 - the review stands; say why the gold mark did not
+            done += f" Not marked as a gold question: {exc}"
     flash(done)
     claim_after(done, reasons)
     return True
@@ -477,6 +485,11 @@ def draw_next_entry() -> None:
                     label = st.selectbox("Corrected label", labels, key=label_key, label_visibility="collapsed")
                     note = st.text_input("Reason", key=f"review_note_{eid}", label_visibility="collapsed",
                                          placeholder="Reason (optional; Enter saves)")
+                    as_gold = st.checkbox(
+                        "Mark as gold question", key=f"review_gold_{eid}",
+                        help="After adjudication: the saved label becomes this sample's known answer, and the "
+                             "annotators are scored against it (Annotators page). Team leads only; audited.",
+                    ) if can(Action.GOLD) else False
                     save = st.form_submit_button("Save and next", type="primary", shortcut="Enter", width="stretch")
                 last = st.session_state.get("review_last")
                 last = last if last and last.get("dataset") == dataset else None
@@ -490,7 +503,7 @@ def draw_next_entry() -> None:
                 release = b_release.button("Release", key="review_release", width="stretch",
                                            help="Give the entry back to the queue.")
                 if save:
-                    rerun = save_and_next(cur, label, note, cur["base_version"], reasons)
+                    rerun = save_and_next(cur, label, note, cur["base_version"], reasons, as_gold=bool(as_gold))
                 elif skip or release:
                     with shown_errors():
                         if skip:

@@ -495,3 +495,28 @@ def test_a_reviewer_sees_personal_data_masked_and_a_lead_may_reveal_it(app_env, 
     assert not lead.exception, lead.exception
     assert lead.dataframe[0].value["preview"][0] == f"请回电 {PHONE} 谢谢"
     assert store.audit_log(action="pii.reveal")["actor"].to_list() == ["alice"]
+
+
+def test_a_lead_marks_the_adjudicated_label_as_a_gold_question_and_a_reviewer_cannot(app_env, tmp_path, monkeypatch):
+    from crowds import configure_users
+
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a1", "a2"], "disagreement", "lead", priority=[0.9, 0.5])
+    configure_users(monkeypatch, tmp_path, {"rita": "reviewer", "alice": "lead"})
+    at = run_page(PAGE, session={"auth_user": "rita"})
+    _click(at, "Claim next")
+    eid = store.queue("ds", status=["claimed"])["entry_id"][0]
+    with pytest.raises(KeyError):
+        at.checkbox(key=f"review_gold_{eid}")  # a lead's control
+    _click(at, "Release")
+
+    at = run_page(PAGE, session={"auth_user": "alice"})
+    _click(at, "Claim next")
+    eid = store.queue("ds", status=["claimed"])["entry_id"][0]
+    at.selectbox(key=f"review_label_{eid}").set_value("refund")
+    at.checkbox(key=f"review_gold_{eid}").check()
+    _click(at, "Save and next")
+    assert any("Marked as a gold question" in t for t in texts(at.success))
+    gold = store.gold_questions("ds")
+    assert gold.select("sample_id", "gold_label", "source", "set_by").rows() == [("a1", "refund", "review", "alice")]
+    assert store.audit_log(dataset="ds", action="gold.set")["actor"].to_list() == ["alice"]
