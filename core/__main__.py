@@ -73,8 +73,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import export_gold
 
     store = open_store(args.db)
-    n = export_gold(store, args.dataset, args.out, fmt=args.format, mask_pii=args.mask_pii,
-                    include_excluded=args.include_excluded)
+    if args.raw and args.mask_pii:
+        raise ValueError("--raw and --mask-pii contradict each other: choose one")
+    # masked unless --raw; a raw export is a team lead's (or the system actor cli's), and audited
+    n = export_gold(store, args.dataset, args.out, fmt=args.format, mask_pii=not args.raw,
+                    include_excluded=args.include_excluded, actor=args.actor)
     print(f"wrote {n} {'sample' if n == 1 else 'samples'} with gold labels to {args.out}")
     return 0
 
@@ -122,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("export", help="export gold labels (latest review, else majority vote), each sample in "
-                                      "its own shape")
+    p = sub.add_parser("export", help="export gold labels (latest review, else gold question, else the "
+                                      "dataset's consensus), each sample in its own shape, personal data masked")
     p.add_argument("--dataset", required=True)
     p.add_argument("--format", choices=list(ALL_EXPORT_FORMATS), required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--mask-pii", action="store_true", help="mask e-mails, phones, ID and card numbers")
+    p.add_argument("--mask-pii", action="store_true",
+                   help="mask e-mails, phones, ID and card numbers (the default; kept for old scripts)")
+    p.add_argument("--raw", action="store_true",
+                   help="export personal data unmasked: team leads (and the system actor cli) only, audited")
+    p.add_argument("--actor", default="cli", help="name recorded in the audit log (a raw export needs a lead)")
     p.add_argument("--include-excluded", action="store_true", help="also export samples marked excluded")
     p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_export)
@@ -137,9 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("quality", help="data quality checks: duplicates, completeness, cleaning, PII, label errors")
+    p = sub.add_parser("quality", help="data quality checks: duplicates, completeness, cleaning, PII, label errors, "
+                                       "and the instruction-data checks (language, refusals, repetition, chat "
+                                       "structure, template leakage, contamination, length ratio)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", default=None, help="write the full report (every finding) to this JSON file")
+    p.add_argument("--eval-file", default=None,
+                   help="an evaluation set (JSON lines, JSON array, CSV/TSV or Parquet; questions in a column "
+                        "question, prompt, text or instruction, else the first text column) for the contamination "
+                        "check, which is not run without one")
     p.add_argument("--threshold", type=float, default=0.8, help="near-duplicate Jaccard threshold (default 0.8)")
     p.add_argument("--label-errors", choices=["auto", "model", "embeddings", "skip"], default="auto",
                    help="probabilities for the label-error check: the latest model round's, cross-validated "
@@ -155,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: chosen by script detection)")
     p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("analyze", help="run the analyses the pages show (agreement, annotators, iterations, drift, "
+                                       "quality report) and store their results, so the pages open at once")
+    p.add_argument("--dataset", default=None, help="one dataset (default: every dataset)")
+    p.add_argument("--jobs", default=None, help="comma-separated job names (default: every analysis job)")
+    p.add_argument("--actor", default="cli", help="who runs them (a team lead or a system actor)")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="DuckDB file (also accepted before the command)")
+    p.set_defaults(func=cmd_analyze)
     return parser
 
 
@@ -180,8 +201,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from core.quality_report import CHECKS, format_summary, run_report, write_report_json
+    from core.checks.contamination import read_eval_texts
+    from core.quality_report import (
+        CHECKS,
+        format_summary,
+        run_report,
+        write_report_json,
+    )
 
+    eval_set = read_eval_texts(args.eval_file) if args.eval_file else None
     store = open_store(args.db)
     method = None if args.label_errors == "skip" else args.label_errors
     total = len(CHECKS) - (method is None)
@@ -194,14 +222,47 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     try:
         report = run_report(store, args.dataset, include_excluded=args.include_excluded, threshold=args.threshold,
-                            label_errors=method, progress=update)
+                            label_errors=method, progress=update,
+                            eval_texts=eval_set.texts if eval_set is not None else None)
     finally:
         bar.close()
+    if eval_set is not None:
+        print(f"evaluation set {eval_set.name}: {len(eval_set.texts):,} questions (column {eval_set.column})")
     print(format_summary(report))
     if args.out:
         write_report_json(report, args.out)
         print(f"wrote the full report to {args.out}")
     return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from core.jobs.runner import analyze
+
+    store = open_store(args.db)
+    names = [n.strip() for n in args.jobs.split(",") if n.strip()] if args.jobs else None
+    bar = tqdm(total=100, leave=False, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+               disable=not sys.stderr.isatty())  # a log file gets the one line per job only
+
+    def update(dataset: str, job: str, stage: str, fraction: float) -> None:
+        bar.set_description_str(f"{job} {dataset}")
+        bar.set_postfix_str(stage)
+        bar.n = round(fraction * 100)
+        bar.refresh()
+
+    def done(outcome) -> None:
+        status = "ok" if outcome.error is None else f"FAILED: {outcome.error}"
+        bar.clear()
+        print(f"{outcome.dataset}\t{outcome.job}\t{outcome.seconds:.2f} s\t{status}", flush=True)
+
+    try:
+        outcomes = analyze(store, [args.dataset] if args.dataset else None, names, actor=args.actor,
+                           progress=update, done=done)
+    finally:
+        bar.close()
+    failed = [o for o in outcomes if o.error is not None]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} jobs done in {sum(o.seconds for o in outcomes):.1f} s"
+          + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

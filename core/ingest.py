@@ -935,7 +935,7 @@ def import_file(
                                              fmt=fmt, actor=actor)
     report("done", 1.0)
     rows_total = staged.rows + staged.bad.height
-    return ImportResult(
+    result = ImportResult(
         dataset=dataset, file=name, format=fmt, import_id=counts["import_id"], rows_total=rows_total,
         rows_ok=rows_total - errors.height, samples_new=counts["samples_new"],
         annotations_new=counts["annotations_new"], annotations_changed=counts["annotations_changed"],
@@ -943,3 +943,21 @@ def import_file(
         errors=errors.rename({"__row": "row"}), shape=the_shape, question=question,
         ids_from_content=from_content, gold_questions=counts.get("gold_questions", 0),
     )
+    _after_import(store, dataset, result)
+    return result
+
+
+#: Called as ``hook(store, dataset, result)`` after every import that wrote something (e.g. the server's job
+#: worker queues the dataset's now-stale analyses: :func:`core.jobs.worker.enqueue_after_import`). Stored
+#: results need no hook to go stale: the import's audit row bumps the data version they are checked against.
+AFTER_IMPORT_HOOKS: list[Callable[[Store, str, ImportResult], Any]] = []
+
+
+def _after_import(store: Store, dataset: str, result: ImportResult) -> None:
+    import logging
+
+    for hook in AFTER_IMPORT_HOOKS:
+        try:
+            hook(store, dataset, result)
+        except Exception:  # the import is committed: a hook failing must not turn its success into an error
+            logging.getLogger(__name__).exception("after-import hook %r failed on %s", hook, dataset)

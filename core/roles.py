@@ -36,6 +36,7 @@ class Action(StrEnum):
     QUEUE_STATUS = "skip or release review queue entries"
     AUDIT_NOTE = "write to the audit log directly"
     GOLD = "mark gold questions"
+    ANALYZE = "run or recompute analyses"
 
 
 _LEADS = frozenset({LEAD, SYSTEM})
@@ -49,12 +50,13 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.QUEUE_RULES: _LEADS,
     Action.EXCLUDE: _LEADS,
     Action.EVALUATION: _LEADS,
-    Action.RAW_PII: _LEADS,
+    Action.RAW_PII: _LEADS,  # core.privacy.reveal checks it and audits every raw view or export
     Action.CLAIM: _REVIEWERS,
     Action.REVIEW: _REVIEWERS,
     Action.QUEUE_STATUS: _REVIEWERS,
     Action.AUDIT_NOTE: frozenset({SYSTEM}),
     Action.GOLD: _LEADS,  # a gold question scores the annotators: only a lead decides its truth
+    Action.ANALYZE: _LEADS,  # a job may run for minutes: leads (and the server itself, a system actor)
 }
 assert set(ALLOWED) == set(Action), "every action needs a rule"
 

@@ -22,6 +22,7 @@ from core.vocab import AGREEMENT_RETRAIN as BAND_RETRAIN
 from ui.cache import data_key
 from ui.errors import shown_errors
 from ui.format import band_color, safe_filename
+from ui.jobs import job_result
 from ui.session import (
     can,
     current_user,
@@ -58,20 +59,10 @@ def load_filters(data_id: tuple) -> tuple[list[int], list[str]]:
     return store.rounds(name), store.batches(name)
 
 
-@st.cache_data(ttl=300, show_spinner="Loading annotations…", max_entries=8)
-def load_ratings(data_id: tuple, batch: str | None, round_: int | None) -> analysis.Ratings:
-    return analysis.load_ratings(get_store(), data_id[1], batch, round_)
-
-
-@st.cache_data(ttl=300, show_spinner="Computing agreement…", max_entries=8)
-def compute(data_id: tuple, batch: str | None, round_: int | None) -> analysis.AgreementView:
-    return analysis.agreement_view(get_store(), data_id[1], batch, round_, n_boot=N_BOOT,
-                                   ratings=load_ratings(data_id, batch, round_))
-
-
-@st.cache_data(ttl=300, show_spinner=False, max_entries=32)
+@st.cache_data(ttl=300, show_spinner="Comparing the two annotators…", max_entries=32)
 def confusion(data_id: tuple, batch: str | None, round_: int | None, a: str, b: str) -> tuple[list, np.ndarray]:
-    ratings = load_ratings(data_id, batch, round_)
+    """A pair's confusion matrix when the stored result has none (more annotators than it precomputes)."""
+    ratings = analysis.load_ratings(get_store(), data_id[1], batch, round_)
     return pair_confusion(ratings.matrix, ratings.annotators.index(a), ratings.annotators.index(b))
 
 
@@ -107,23 +98,24 @@ round_ = left.selectbox("Round", [None, *rounds], key="agreement_round",
 batch = right.selectbox("Batch", [None, *batches], key="agreement_batch",
                         format_func=lambda b: "All batches" if b is None else b)
 
-with shown_errors(stop=True):
-    ratings = load_ratings(data_id, batch, round_)
+# computed by the "agreement" job (core.jobs), stored, and recomputed in the background when the data changes
+stored = job_result(dataset, "agreement", {"batch": batch, "round": round_}, key="agreement_job")
+if stored is None:
+    st.stop()
 
 where = " · ".join(p for p in (f"round {round_}" if round_ is not None else "",
                                f"batch {batch}" if batch is not None else "") if p) or "all rounds and batches"
-if not ratings.sample_ids:
+if not stored.n_samples:
     st.info(f"No annotations in **{dataset}** ({where}). Import annotations with an `annotator` column on the "
             "**Import** page, or choose another round or batch.")
     st.stop()
-if len(ratings.annotators) < 2:
-    st.info(f"Only one annotator (**{ratings.annotators[0]}**) labeled **{dataset}** ({where}): agreement "
+if len(stored.annotators) < 2 or stored.view is None:
+    st.info(f"Only one annotator (**{stored.annotators[0]}**) labeled **{dataset}** ({where}): agreement "
             "needs at least two annotators who label the same samples. Import a second annotator's labels "
             "on the **Import** page.")
     st.stop()
 
-with shown_errors(stop=True):
-    res = compute(data_id, batch, round_)
+res = stored.view
 
 st.caption(f"**{dataset}** · {where} · {res.n_samples:,} samples ({res.n_pairable:,} with two or more ratings) · "
            f"{len(res.annotators)} annotators")
@@ -228,7 +220,7 @@ with right:
     a = ca.selectbox("Annotator A (rows)", res.annotators, key="agreement_pair_a")
     b = cb.selectbox("Annotator B (columns)", res.annotators, key="agreement_pair_b")
     with shown_errors():
-        axis, table_ab = confusion(data_id, batch, round_, a, b)
+        axis, table_ab = stored.confusions.get((a, b)) or confusion(data_id, batch, round_, a, b)
         fig = _heatmap(table_ab, axis, axis, 0, max(1, int(table_ab.max(initial=0))), "Blues", "d", "samples")
         fig.update_layout(xaxis_title=f"{b}", yaxis_title=f"{a}")
         fig.update_traces(hovertemplate=f"{a}: %{{y}}<br>{b}: %{{x}}<br>%{{z}} samples<extra></extra>")

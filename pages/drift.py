@@ -7,28 +7,15 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
+from core.analyses.drift import MAX_EMBED_TEXTS
 from core.drift import KS_ALPHA, PSI_MODERATE, PSI_SIGNIFICANT, embedding_drift
-from core.drift_features import (
-    LABEL,
-    PREDICTED,
-    Comparison,
-    Selection,
-    SideData,
-    compare_sides,
-    default_pair,
-    embedding_texts,
-    label_shares,
-    order_batches,
-    psi_across,
-    selection_options,
-    side_values,
-)
-from ui.cache import data_key
-from ui.errors import show_store_error, shown_errors
+from core.drift_features import LABEL, PREDICTED, selection_options
+from ui.errors import shown_errors
+from ui.jobs import job_result
 from ui.session import get_store, require_dataset
 
 STATUS_COLORS = {"stable": "#d7f0d7", "moderate": "#ffe7b3", "significant": "#f7c6c5"}
-MAX_EMBED_TEXTS = 1000  # per side: enough for PCA and the domain classifier, seconds to embed
+DEFAULT_BINS = 10
 
 st.title("Drift")
 st.caption(
@@ -38,42 +25,13 @@ st.caption(
 )
 dataset = require_dataset()
 
-
-@st.cache_data(ttl=60, show_spinner="Loading the selection…", max_entries=32)
-def load_side(key: tuple, kind: str, value: str | int) -> SideData:
-    name = key[1]
-    store = get_store()
-    args = Selection(kind, value).store_args()
-    return SideData(store.samples(name, **args), store.annotations(name, **args),
-                    store.selection_predictions(name, **args))
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def load_choices(key: tuple) -> tuple[list[str], list[int]]:
-    """Batches in time order (by earliest round; the round sides are reused by the trend chart) and rounds."""
-    name = key[1]
-    store = get_store()
-    batches, rounds = store.batches(name), store.rounds(name)
-    placed = [load_side(key, "round", r).samples.select("batch", "round") for r in rounds]
-    return order_batches(batches, pl.concat(placed) if placed else None), rounds
-
-
-@st.cache_data(ttl=60, show_spinner="Comparing the two selections…", max_entries=16)
-def compare(key: tuple, ref: tuple, cur: tuple, bins: int) -> Comparison:
-    return compare_sides(load_side(key, *ref), load_side(key, *cur), bins=bins)
-
-
-@st.cache_data(ttl=60, show_spinner="Comparing every round with the reference…", max_entries=16)
-def across_rounds(key: tuple, ref: tuple, rounds: tuple[int, ...], bins: int) -> pl.DataFrame:
-    others = {f"round {r}": load_side(key, "round", r) for r in rounds}
-    return psi_across(load_side(key, *ref), others, bins=bins)
-
-
-with shown_errors(stop=True):
-    batches, rounds = load_choices(data_key(dataset))
-
-pair = default_pair(batches, rounds)
-if pair is None:
+# The "drift" job (core.jobs) computes a comparison and stores it; the default one (the earliest vs the
+# latest batch, else round) also says which batches and rounds there are to choose from.
+base = job_result(dataset, "drift", None, key="drift_base_job", quiet=True)
+if base is None:
+    st.stop()
+batches, rounds = base.batches, base.rounds
+if base.ref is None:
     st.info(
         f"Drift compares two selections, but **{dataset}** has {len(batches)} batch(es) and "
         f"{len(rounds)} round(s). Import another batch (or a later round) on the **Import** page "
@@ -83,7 +41,7 @@ if pair is None:
 
 options = {o.label: o for o in selection_options(batches, rounds)}
 labels = list(options)
-for key, default in (("drift_ref", pair[0].label), ("drift_cur", pair[1].label)):
+for key, default in (("drift_ref", base.ref), ("drift_cur", base.cur)):
     if st.session_state.get(key) not in options:
         st.session_state[key] = default
 c1, c2, c3 = st.columns([3, 3, 1])
@@ -91,34 +49,36 @@ ref_label = c1.selectbox("Reference", labels, key="drift_ref",
                          help="The data the model was trained on (default: the earliest batch).")
 cur_label = c2.selectbox("Current", labels, key="drift_cur",
                          help="The data to check against the reference (default: the latest batch).")
-bins = int(c3.number_input("PSI bins", min_value=2, max_value=50, value=10, key="drift_bins",
+bins = int(c3.number_input("PSI bins", min_value=2, max_value=50, value=DEFAULT_BINS, key="drift_bins",
                            help="Quantile bins of the reference for numeric features."))
-ref_sel, cur_sel = options[ref_label], options[cur_label]
-if ref_sel == cur_sel:
+if ref_label == cur_label:
     st.info("Reference and current are the same selection: pick two different ones.")
     st.stop()
 
-ref_key, cur_key = (ref_sel.kind, ref_sel.value), (cur_sel.kind, cur_sel.value)
-with shown_errors(stop=True):
-    ref_side, cur_side = load_side(data_key(dataset), *ref_key), load_side(data_key(dataset), *cur_key)
-empty = [(role, sel) for role, sel, side in (("reference", ref_sel, ref_side), ("current", cur_sel, cur_side))
-         if side.n_samples == 0]
+# the default comparison keeps the default parameters, so it is the one `python -m core analyze` stored
+is_default = (ref_label, cur_label) == (base.ref, base.cur)
+params = {"ref": None if is_default else ref_label, "cur": None if is_default else cur_label, "bins": bins}
+view = job_result(dataset, "drift", params, key="drift_job")
+if view is None:
+    st.stop()
+empty = [(role, label) for role, label, n in (("reference", ref_label, view.ref_n), ("current", cur_label, view.cur_n))
+         if n == 0]
 if empty:
     st.info(" ".join(
-        f"The {role} selection **{sel.label}** has no samples (a round may hold only model predictions)."
-        for role, sel in empty) + " Pick a batch or round with samples.")
+        f"The {role} selection **{label}** has no samples (a round may hold only model predictions)."
+        for role, label in empty) + " Pick a batch or round with samples.")
     st.stop()
-
-with shown_errors(stop=True):
-    result = compare(data_key(dataset), ref_key, cur_key, bins)
-report = result.report
+if view.report is None:
+    st.info("Nothing to compare between these two selections.")
+    st.stop()
+report = view.report
 names = (ref_label, cur_label)
 
 # -- summary ------------------------------------------------------------------------------------
 counts = dict(report.group_by("status").len().iter_rows())
 m = st.columns(5)
-m[0].metric("Reference samples", f"{ref_side.n_samples:,}")
-m[1].metric("Current samples", f"{cur_side.n_samples:,}")
+m[0].metric("Reference samples", f"{view.ref_n:,}")
+m[1].metric("Current samples", f"{view.cur_n:,}")
 m[2].metric("Significant features", counts.get("significant", 0), help=f"PSI ≥ {PSI_SIGNIFICANT}")
 m[3].metric("Moderate features", counts.get("moderate", 0), help=f"{PSI_MODERATE} ≤ PSI < {PSI_SIGNIFICANT}")
 m[4].metric("KS flagged", int(report["flagged"].sum() or 0), help=f"Numeric features with KS p-value < {KS_ALPHA}")
@@ -146,7 +106,7 @@ st.dataframe(
     },
 )
 notes = []
-rr, cr = result.ref_pred_round, result.cur_pred_round
+rr, cr = view.ref_pred_round, view.cur_pred_round
 if rr is not None and rr == cr:
     notes.append(f"Predicted labels and confidence from prediction round {rr} on both sides.")
 elif rr is not None and cr is not None:
@@ -156,8 +116,8 @@ elif rr is not None or cr is not None:
     has, lacks = ("reference", "current") if rr is not None else ("current", "reference")
     notes.append(f"Predicted labels: prediction round {rr if rr is not None else cr} in the {has}; "
                  f"the {lacks} selection has no predictions.")
-if result.unavailable.height:
-    notes.append("Not compared: " + "; ".join(f"{f} ({r})" for f, r in result.unavailable.iter_rows()) + ".")
+if view.unavailable is not None and view.unavailable.height:
+    notes.append("Not compared: " + "; ".join(f"{f} ({r})" for f, r in view.unavailable.iter_rows()) + ".")
 notes.append("`label` is each sample's majority annotated label (ties count as missing); "
              "`label_by_<name>` is one annotator's labels.")
 st.caption(" ".join(notes))
@@ -175,14 +135,14 @@ if st.session_state.get("drift_feature") not in kinds:
 feature = st.selectbox("Feature", list(kinds), key="drift_feature",
                        help="Ordered by PSI, the most shifted first.")
 if kinds[feature] == "numeric":
-    values = side_values(result.reference, result.current, feature, names=names)
+    values = view.values.filter(pl.col("feature") == feature).select("side", "value")
     fig = px.histogram(values.to_pandas(), x="value", color="side", barmode="overlay",
                        histnorm="probability", opacity=0.55, nbins=40,
                        category_orders={"side": list(names)}, labels={"value": feature})
     fig.update_traces(bingroup="shared")
     fig.update_layout(yaxis_title="share of samples")
 else:
-    shares = label_shares(result.reference, result.current, feature, names=names)
+    shares = view.shares[feature]
     fig = px.bar(shares.to_pandas(), x="category", y="share", color="side", barmode="group",
                  hover_data=["count"], category_orders={"side": list(names)}, labels={"category": feature})
 fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="")
@@ -193,7 +153,7 @@ st.subheader("Label distribution")
 which = st.radio("Labels", ["Annotated (majority)", "Predicted"], horizontal=True, key="drift_labels",
                  label_visibility="collapsed")
 column = LABEL if which.startswith("Annotated") else PREDICTED
-shares = label_shares(result.reference, result.current, column, names=names)
+shares = view.shares[column]
 if shares.height == 0 or shares["count"].sum() == 0:
     st.caption("No labels of this kind in either selection.")
 else:
@@ -212,11 +172,7 @@ st.subheader("PSI across rounds")
 if len(rounds) < 2:
     st.caption("This dataset has a single round: nothing to chart across rounds.")
 else:
-    try:
-        trend = across_rounds(data_key(dataset), ref_key, tuple(rounds), bins)
-    except Exception as exc:
-        show_store_error(exc)
-        trend = None
+    trend = view.trend
     if trend is not None and trend.height:
         features = trend["feature"].unique(maintain_order=True).to_list()
         default = [f for f in report["feature"].to_list() if f in features][:6]
@@ -261,8 +217,7 @@ else:
 
 # -- embeddings ---------------------------------------------------------------------------------
 st.subheader("Embedding drift")
-ref_texts = embedding_texts(ref_side.samples, MAX_EMBED_TEXTS)
-cur_texts = embedding_texts(cur_side.samples, MAX_EMBED_TEXTS, seed=1)
+ref_texts, cur_texts = list(view.ref_texts or []), list(view.cur_texts or [])
 try:
     from core.embeddings import describe_choice
 
@@ -271,7 +226,7 @@ except Exception as exc:  # a broken embeddings install: say so, keep the rest o
     choice = f"embedding model unavailable ({type(exc).__name__})"
 st.caption(f"{len(ref_texts):,} + {len(cur_texts):,} texts (at most {MAX_EMBED_TEXTS:,} per side) · {choice}. "
            "Vectors are cached in the store, so a second run is quick.")
-emb_key = (dataset, ref_label, cur_label, ref_side.n_samples, cur_side.n_samples)
+emb_key = (dataset, ref_label, cur_label, view.ref_n, view.cur_n)
 emb_results = st.session_state.setdefault("drift_embedding", {})
 if st.button("Compute embedding drift", key="drift_embed", icon=":material/scatter_plot:"):
     bar = st.progress(0.0, text="Loading the embedding model…")

@@ -29,6 +29,13 @@ ANNOTATORS = ("alice", "bo", "chen")
 
 # -- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's analysis job runs in the background worker; a page run waits for it here, so what the
+    test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """st.cache_data is process-wide: a page result of an earlier test's store must not leak in."""
     import streamlit as st

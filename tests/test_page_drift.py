@@ -12,6 +12,13 @@ from factories import write_jsonl as _write
 PAGE = "pages/drift.py"
 
 
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's analysis job runs in the background worker; a page run waits for it here, so what the
+    test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
+
+
 def _fixture(app_env, tmp_path, n=12):
     """Batch b1 (round 1): short texts, mostly 'refund'; batch b2 (round 2): long texts, mostly 'cancel'.
 

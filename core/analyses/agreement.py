@@ -15,12 +15,14 @@ from core.agreement import (
     kappa_matrix,
     label_distribution,
     majority_vote,
+    pair_confusion,
     pairwise_cohen_kappa,
     per_label_agreement,
     percent_agreement_by_group,
     ratings_matrix,
 )
 from core.store import Store
+from core.store.results import register_result_type
 
 N_BOOT = 1000
 
@@ -35,6 +37,7 @@ class Ratings:
     batches: list[str | None]
 
 
+@register_result_type
 @dataclass(frozen=True)
 class AgreementView:
     """Everything the Agreement page draws for one selection.
@@ -114,3 +117,45 @@ def agreement_view(store: Store, dataset: str, batch: str | None = None, round_:
         per_batch=per_batch,
         disputed=disputed_table(store, dataset, ratings, batch, round_),
     )
+
+
+#: Pair confusion matrices are precomputed for every ordered pair up to this many annotators.
+MAX_CONFUSION_ANNOTATORS = 12
+
+
+@register_result_type
+@dataclass(frozen=True)
+class AgreementResult:
+    """The persisted result of the ``agreement`` job for one selection.
+
+    ``view`` is None when the selection has no annotations or a single annotator (``annotators`` says
+    which); ``confusions`` maps (annotator A, annotator B) to :func:`core.agreement.pair_confusion`'s
+    (labels, counts) for every ordered pair when there are at most :data:`MAX_CONFUSION_ANNOTATORS`.
+    """
+
+    n_samples: int
+    annotators: list[str]
+    view: AgreementView | None
+    confusions: dict
+
+
+def agreement_result(store: Store, dataset: str, batch: str | None = None, round_: int | None = None,
+                     n_boot: int = N_BOOT, progress=None) -> AgreementResult:
+    """Everything the Agreement page draws for one selection, without the page reading the ratings."""
+    if progress:
+        progress("loading annotations", 0.05)
+    ratings = load_ratings(store, dataset, batch, round_)
+    if len(ratings.annotators) < 2 or not ratings.sample_ids:
+        return AgreementResult(len(ratings.sample_ids), ratings.annotators, None, {})
+    if progress:
+        progress("agreement and bootstrap intervals", 0.2)
+    view = agreement_view(store, dataset, batch, round_, n_boot=n_boot, ratings=ratings)
+    confusions = {}
+    if len(ratings.annotators) <= MAX_CONFUSION_ANNOTATORS:
+        if progress:
+            progress("pair confusion matrices", 0.9)
+        for i, a in enumerate(ratings.annotators):
+            for j, b in enumerate(ratings.annotators):
+                axis, table = pair_confusion(ratings.matrix, i, j)
+                confusions[(a, b)] = (list(axis), table)
+    return AgreementResult(len(ratings.sample_ids), ratings.annotators, view, confusions)

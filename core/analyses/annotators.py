@@ -25,6 +25,7 @@ from core.gold import (
 )
 from core.queue import preview_text
 from core.store import TEXT_FIELDS, Store
+from core.store.results import register_result_type
 
 #: Quality below this flags an annotator (the labeling guideline: below 0.6, retrain).
 RETRAIN = vocab.AGREEMENT_RETRAIN
@@ -44,6 +45,7 @@ _TABLE_SCHEMA = {
 }
 
 
+@register_result_type
 @dataclass(frozen=True)
 class AnnotatorsView:
     """Everything the Annotators page draws for one dataset.
@@ -103,7 +105,7 @@ def _aligned(frame: pl.DataFrame, column: str, sample_ids: list[str]) -> np.ndar
 
 def _worst_class(mine: np.ndarray, truth: np.ndarray) -> str | None:
     """'gold → their label: k of n wrong' for the class they miss most often, or None."""
-    both = (mine != None) & (truth != None)  # noqa: E711 - elementwise on object arrays
+    both = (mine != None) & (truth != None)
     mine, truth = mine[both], truth[both]
     worst, worst_rate = None, 0.0
     for c in sorted(set(truth.tolist()), key=str):
@@ -211,10 +213,10 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
     gold = golds[shown_method]
 
     matrix, annotators, sample_ids = ratings_matrix(votes) if votes.height else (np.empty((0, 0), object), [], [])
-    rated = matrix != None  # noqa: E711 - elementwise on an object array
+    rated = matrix != None
     majority_label = _aligned(fits["majority"].frame, "consensus_label", sample_ids)
     truth = _aligned(gold, "gold_label", sample_ids)
-    compared = (rated.sum(axis=1) >= 2) & (majority_label != None)  # noqa: E711
+    compared = (rated.sum(axis=1) >= 2) & (majority_label != None)
     ds_fit = fits["dawid_skene"].fit
     ds_quality = (dict(ds_fit.annotator_quality.select("annotator", "quality").iter_rows())
                   if ds_fit is not None and ds_fit.reason is None else {})
@@ -232,7 +234,7 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
         hits, n = int((mine[on] == majority_label[on]).sum()), int(on.sum())
         low, high = share_interval(hits, n, n_boot, seed)
         g = on_gold.get(name, {})
-        kappa = cohen_kappa(mine, truth) if (rated[:, j] & (truth != None)).any() else float("nan")  # noqa: E711
+        kappa = cohen_kappa(mine, truth) if (rated[:, j] & (truth != None)).any() else float("nan")
         row = {
             "annotator": name, "n_items": int(rated[:, j].sum()),
             "majority": hits / n if n else float("nan"), "majority_low": low, "majority_high": high, "n_compared": n,

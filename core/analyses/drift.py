@@ -1,0 +1,138 @@
+"""The Drift page's numbers for one comparison (a reference and a current batch or round), persisted by the
+``drift`` job: the report, the charts' data and the texts to embed, so the page reads no samples itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from core.drift_features import (
+    Selection,
+    SideData,
+    compare_sides,
+    default_pair,
+    embedding_texts,
+    label_shares,
+    order_batches,
+    psi_across,
+)
+from core.store import Store
+from core.store.results import register_result_type
+
+#: Values per side kept for a numeric feature's histogram (a uniform subsample beyond this: same shape).
+MAX_HISTOGRAM_VALUES = 20_000
+#: Texts per side kept for embedding drift (enough for PCA and the domain classifier, seconds to embed).
+MAX_EMBED_TEXTS = 1000
+
+
+@register_result_type
+@dataclass(frozen=True)
+class DriftView:
+    """One comparison, ready to draw.
+
+    batches (in time order) and rounds: the selectable sides. ref / cur: the compared selections' labels
+    ("batch r1", "round 3"); both None when the dataset has fewer than two batches and two rounds. ref_n /
+    cur_n: their samples (a side without samples: ``report`` is None). report, unavailable, ref_pred_round,
+    cur_pred_round: :class:`core.drift_features.Comparison`'s. shares: feature -> :func:`label_shares` frame
+    (sides named by ref and cur) for every categorical feature and the label columns. values: ``feature,
+    side, value`` (Float64) of the numeric features, at most :data:`MAX_HISTOGRAM_VALUES` per side and
+    feature. trend: :func:`psi_across` of every round against ref (None with fewer than two rounds).
+    ref_texts / cur_texts: the texts embedding drift embeds.
+    """
+
+    batches: list[str]
+    rounds: list[int]
+    ref: str | None
+    cur: str | None
+    bins: int
+    ref_n: int = 0
+    cur_n: int = 0
+    report: pl.DataFrame | None = None
+    unavailable: pl.DataFrame | None = None
+    ref_pred_round: int | None = None
+    cur_pred_round: int | None = None
+    shares: dict | None = None
+    values: pl.DataFrame | None = None
+    trend: pl.DataFrame | None = None
+    ref_texts: list | None = None
+    cur_texts: list | None = None
+
+
+def parse_selection(label: str) -> Selection:
+    """``"batch r1"`` / ``"round 3"`` as a :class:`Selection` (ValueError naming what was expected)."""
+    kind, _, value = str(label).partition(" ")
+    if kind == "round":
+        try:
+            return Selection("round", int(value))
+        except ValueError:
+            raise ValueError(f"a round selection is 'round N', got {label!r}") from None
+    if kind == "batch" and value:
+        return Selection("batch", value)
+    raise ValueError(f"a selection is 'batch NAME' or 'round N', got {label!r}")
+
+
+def _side(store: Store, dataset: str, selection: Selection) -> SideData:
+    args = selection.store_args()
+    return SideData(store.samples(dataset, **args), store.annotations(dataset, **args),
+                    store.selection_predictions(dataset, **args))
+
+
+def _subsample(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
+    return frame if frame.height <= n else frame.sample(n, seed=seed).sort("sample_id")
+
+
+def drift_view(store: Store, dataset: str, ref: str | None = None, cur: str | None = None, bins: int = 10,
+               progress=None) -> DriftView:
+    """Compare ``ref`` with ``cur`` (labels as :func:`parse_selection` reads them; None: the default pair, the
+    earliest vs the latest batch, else round)."""
+    def report(stage: str, fraction: float) -> None:
+        if progress:
+            progress(stage, fraction)
+
+    report("loading the selections", 0.02)
+    batches, rounds = store.batches(dataset), store.rounds(dataset)
+    round_sides = {r: _side(store, dataset, Selection("round", r)) for r in rounds}
+    placed = [s.samples.select("batch", "round") for s in round_sides.values()]
+    batches = order_batches(batches, pl.concat(placed) if placed else None)
+    pair = default_pair(batches, rounds)
+    if pair is None and (ref is None or cur is None):
+        return DriftView(batches, rounds, None, None, bins)
+    ref_sel = parse_selection(ref) if ref is not None else pair[0]
+    cur_sel = parse_selection(cur) if cur is not None else pair[1]
+
+    def side(sel: Selection) -> SideData:
+        return round_sides[sel.value] if sel.kind == "round" and sel.value in round_sides else _side(store, dataset, sel)
+
+    ref_side, cur_side = side(ref_sel), side(cur_sel)
+    view = DriftView(batches, rounds, ref_sel.label, cur_sel.label, bins, ref_side.n_samples, cur_side.n_samples)
+    if ref_side.n_samples == 0 or cur_side.n_samples == 0 or ref_sel == cur_sel:
+        return view
+    report("comparing the two selections", 0.3)
+    result = compare_sides(ref_side, cur_side, bins=bins)
+    names = (ref_sel.label, cur_sel.label)
+    kinds = dict(zip(result.report["feature"], result.report["kind"]))
+    shares = {f: label_shares(result.reference, result.current, f, names=names)
+              for f in [*kinds, "label", "predicted_label"] if kinds.get(f) != "numeric"}
+    numeric = [f for f, k in kinds.items() if k == "numeric"]
+    parts = []
+    for name, frame, seed in ((names[0], result.reference, 0), (names[1], result.current, 1)):
+        sub = _subsample(frame, MAX_HISTOGRAM_VALUES, seed)
+        for f in numeric:
+            if f in sub.columns:
+                parts.append(sub.select(pl.lit(f).alias("feature"), pl.lit(name).alias("side"),
+                                        pl.col(f).cast(pl.Float64).alias("value")).drop_nulls())
+    values = (pl.concat(parts) if parts else
+              pl.DataFrame(schema={"feature": pl.String, "side": pl.String, "value": pl.Float64}))
+    trend = None
+    if len(rounds) >= 2:
+        report("comparing every round with the reference", 0.6)
+        trend = psi_across(ref_side, {f"round {r}": s for r, s in round_sides.items()}, bins=bins)
+    report("choosing the texts to embed", 0.95)
+    return DriftView(
+        batches, rounds, ref_sel.label, cur_sel.label, bins, ref_side.n_samples, cur_side.n_samples,
+        report=result.report, unavailable=result.unavailable, ref_pred_round=result.ref_pred_round,
+        cur_pred_round=result.cur_pred_round, shares=shares, values=values, trend=trend,
+        ref_texts=embedding_texts(ref_side.samples, MAX_EMBED_TEXTS),
+        cur_texts=embedding_texts(cur_side.samples, MAX_EMBED_TEXTS, seed=1),
+    )
