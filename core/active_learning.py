@@ -480,6 +480,17 @@ def _pick_distances(x: np.ndarray, picks: np.ndarray, centers: np.ndarray) -> np
     return d
 
 
+def _uncertainty_reason(method: str, score: float) -> str:
+    """An uncertainty pick's reason in the measure's own terms: the real margin between the two most
+    probable labels (the score is 1 − margin), the top probability for least confidence (the score is
+    1 − it), the entropy as it is."""
+    if method == "margin":
+        return f"margin {1.0 - score:.2f} between the top two labels"
+    if method == "least_confidence":
+        return f"least confidence: top probability {1.0 - score:.2f}"
+    return f"{_METHOD_NAMES[method]} {score:.2f}"
+
+
 def select(
     pool: Pool,
     strategy: str,
@@ -504,7 +515,7 @@ def select(
     Returns :data:`PICK_COLUMNS`: rank (1 = first pick), sample_id, score (higher = pick earlier:
     the uncertainty for uncertainty strategies and hybrids, the distance to the nearest earlier
     center for k-center, the share of candidates nearest to the pick for k-means), reason (e.g.
-    ``margin 0.93``, ``k-center pick #3 (distance 0.41)``), sample_text (the embedded text),
+    ``margin 0.07 between the top two labels``, ``k-center pick #3 (distance 0.41)``), sample_text (the embedded text),
     predicted, confidence, batch, round, the text fields and row (index into the pool).
     ValueError for an unknown strategy, a missing input, an empty pool or k larger than the pool.
     """
@@ -537,7 +548,7 @@ def select(
         local = selection.select_uncertain(sub, k, strategy)
         picks = rows[local]
         scores = selection.uncertainty_scores(sub, strategy)[local]
-        reasons = [f"{_METHOD_NAMES[strategy]} {s:.2f}" for s in scores]
+        reasons = [_uncertainty_reason(strategy, s) for s in scores]
     elif strategy == "k_center":
         centers = np.setdiff1d(np.arange(pool.n), rows)  # excluded rows already count as covered
         picks = selection.k_center_greedy(x, k, already_selected=centers)
@@ -577,7 +588,7 @@ def select(
         for i, (s, d) in enumerate(zip(scores, dist)):
             where = f"k-center pick #{i + 1} among the {size} most uncertain"
             where += f" (distance {d:.2f})" if math.isfinite(d) else " (first center)"
-            reasons.append(f"{_METHOD_NAMES[method]} {s:.2f} · {head}{where}")
+            reasons.append(f"{_uncertainty_reason(method, s)} · {head}{where}")
 
     sel = pool.frame[picks.tolist()]
     return pl.DataFrame({

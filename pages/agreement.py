@@ -22,6 +22,7 @@ from core.vocab import AGREEMENT_RETRAIN as BAND_RETRAIN
 from ui.cache import data_key
 from ui.errors import shown_errors
 from ui.format import band_color, safe_filename
+from ui.format import table as table_view
 from ui.jobs import job_result
 from ui.session import (
     can,
@@ -35,12 +36,14 @@ N_BOOT = 1000
 WIDE_INTERVAL = 0.2  # a 95% interval wider than this: too few samples to trust the band
 MAX_ROWS_SHOWN = 1000  # disputed samples drawn in the table; the CSV holds all of them
 CARDS = (
-    ("percent_agreement", "Percent agreement", "Share of agreeing annotator pairs per sample, averaged over "
-                                               "samples with two or more ratings."),
-    ("fleiss_kappa", "Fleiss' kappa", "Agreement beyond chance for any number of annotators "
-                                      "(missing ratings allowed)."),
-    ("krippendorff_alpha", "Krippendorff's alpha", "Nominal alpha: agreement beyond chance, "
-                                                   "robust to missing ratings."),
+    ("percent_agreement", "Percent agreement", (
+        "Share of agreeing annotator pairs per sample, averaged over samples with two or more ratings. "
+        f"Coloured by the guideline's rule for double-annotated batches: green at {REWORK_THRESHOLD:.0%} or "
+        "more, red below (rework) — not by the kappa bands.")),
+    ("fleiss_kappa", "Fleiss' kappa", ("Agreement beyond chance for any number of annotators "
+                                       "(missing ratings allowed).")),
+    ("krippendorff_alpha", "Krippendorff's alpha", ("Nominal alpha: agreement beyond chance, "
+                                                    "robust to missing ratings.")),
 )
 
 st.title("Agreement")
@@ -74,10 +77,30 @@ def _band(value: float) -> str:
     return {"green": "good", "orange": "fair", "red": "retrain"}.get(band_color(value), "undefined")
 
 
+def _rule_color(metric: str, value: float) -> str:
+    """A card's colour: percent agreement by the guideline's rework rule (the batch flag below), the
+    chance-corrected coefficients by the kappa bands."""
+    if metric != "percent_agreement":
+        return band_color(value)
+    return "gray" if value is None or math.isnan(value) else ("green" if value >= REWORK_THRESHOLD else "red")
+
+
+def _rule_word(metric: str, value: float) -> str:
+    if metric != "percent_agreement":
+        return _band(value)
+    return {"green": f"≥ {REWORK_THRESHOLD:.0%}", "red": f"rework (< {REWORK_THRESHOLD:.0%})"}.get(
+        _rule_color(metric, value), "undefined")
+
+
+#: Kappa colours by band, as on the cards: red < 0.6 (retrain), amber 0.6–0.8 (fair), green ≥ 0.8 (good).
+BAND_SCALE = [[0.0, "#d62728"], [BAND_RETRAIN, "#d62728"], [BAND_RETRAIN, "#ffb000"], [BAND_GOOD, "#ffb000"],
+              [BAND_GOOD, "#2ca02c"], [1.0, "#2ca02c"]]
+
+
 def _heatmap(z: np.ndarray, x: list, y: list, zmin: float, zmax: float, scale: str, fmt: str, title: str):
     fig = px.imshow(z, x=[str(v) for v in x], y=[str(v) for v in y], zmin=zmin, zmax=zmax,
                     color_continuous_scale=scale, text_auto=fmt, aspect="auto")
-    fig.update_layout(height=max(260, 60 * len(y) + 120), margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(height=max(260, 60 * len(y) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       coloraxis_colorbar_title=title)
     fig.update_xaxes(side="top", type="category")
     fig.update_yaxes(type="category")
@@ -136,9 +159,10 @@ for col, (metric, label, help_text) in zip(cards, CARDS):
             uncertain = not math.isnan(row["high"]) and row["high"] - row["low"] > WIDE_INTERVAL
             if uncertain:
                 wide.append(f"{label} {_fmt(row['low'])}–{_fmt(row['high'])}")
-            band = f"{_band(value)}?" if uncertain else _band(value)
+            word = _rule_word(metric, value)
+            band = f"{word}?" if uncertain else word
             st.metric(label, _fmt(value), delta=f"{band} · {interval}",
-                      delta_color="gray" if uncertain else band_color(value),
+                      delta_color="gray" if uncertain else _rule_color(metric, value),
                       delta_arrow="off", help=help_text, border=True)
 if wide:
     st.warning(f"Few samples ({res.n_pairable:,} with two or more ratings): the 95% intervals are wider than "
@@ -148,14 +172,17 @@ st.caption(
     f"Two rules, two questions. The **kappa/alpha bands** (≥ {BAND_GOOD} good, {BAND_RETRAIN}–{BAND_GOOD} fair, "
     f"< {BAND_RETRAIN} retrain) judge agreement *beyond chance* over the whole selection. The **batch rework "
     f"flag** is the guideline's rule for double-annotated batches: raw percent agreement below "
-    f"{REWORK_THRESHOLD:.0%}. With a few dominant labels, chance agreement is high, so a batch can need rework "
+    f"{REWORK_THRESHOLD:.0%} (the *Percent agreement* card is coloured by this rule). With a few dominant labels, chance agreement is high, so a batch can need rework "
     "at 85% raw agreement while kappa is still fair — both are shown because the guideline asks for both."
 )
 
 # -- pairwise kappa -----------------------------------------------------------------------------
 st.subheader("Pairwise Cohen's kappa")
-fig = _heatmap(res.kappa_grid, res.annotators, res.annotators, 0.0, 1.0, "RdYlGn", ".2f", "kappa")
+fig = _heatmap(res.kappa_grid, res.annotators, res.annotators, 0.0, 1.0, BAND_SCALE, ".2f", "kappa")
 fig.update_traces(hovertemplate="%{y} vs %{x}: kappa %{z:.3f}<extra></extra>")
+fig.update_layout(coloraxis_colorbar={"tickvals": [BAND_RETRAIN / 2, (BAND_RETRAIN + BAND_GOOD) / 2,
+                                                   (BAND_GOOD + 1) / 2],
+                                      "ticktext": [f"retrain < {BAND_RETRAIN}", "fair", f"good ≥ {BAND_GOOD}"]})
 st.plotly_chart(fig, width="stretch", key="agreement_kappa_heatmap")
 undefined_pairs = res.pairwise.filter(pl.col("kappa").is_nan())
 if undefined_pairs.height:
@@ -228,28 +255,41 @@ with right:
 
 # -- batches ------------------------------------------------------------------------------------
 st.subheader("Batches")
-per_batch = res.per_batch.with_columns(pl.col("group").fill_null("(no batch)"), pl.col("rework").fill_null(False))
-fig = px.bar(per_batch.to_pandas(), x="group", y="percent_agreement", color="rework",
-             color_discrete_map={True: "#d62728", False: "#2ca02c"},
-             labels={"group": "batch", "percent_agreement": "percent agreement", "rework": "rework"},
-             hover_data=["n_samples", "n_compared"])
-fig.add_hline(y=REWORK_THRESHOLD, line_dash="dash", annotation_text=f"rework below {REWORK_THRESHOLD:.0%}")
-fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_range=[0, 1])
-fig.update_xaxes(type="category")
-st.plotly_chart(fig, width="stretch", key="agreement_batches")
-st.dataframe(
-    per_batch, hide_index=True, width="stretch",
-    column_config={
-        "group": st.column_config.TextColumn("Batch"),
-        "n_samples": st.column_config.NumberColumn("Samples", format="%d"),
-        "n_compared": st.column_config.NumberColumn("With ≥ 2 ratings", format="%d"),
-        "percent_agreement": st.column_config.NumberColumn("Percent agreement", format="percent"),
-        "rework": st.column_config.CheckboxColumn(f"Rework (< {REWORK_THRESHOLD:.0%})"),
-    },
-)
-rework = per_batch.filter(pl.col("rework"))["group"].to_list()
-if rework:
-    st.warning(f"Rework: percent agreement below {REWORK_THRESHOLD:.0%} in batch(es) " + ", ".join(rework))
+REWORK_NAMES = {True: f"rework (< {REWORK_THRESHOLD:.0%})", False: f"≥ {REWORK_THRESHOLD:.0%}"}
+per_batch = res.per_batch.with_columns(pl.col("rework").fill_null(False))
+if per_batch["group"].is_null().all():
+    st.info(f"No batches in this selection: the samples have no `batch` column, so the guideline's "
+            f"per-batch rule (rework below {REWORK_THRESHOLD:.0%} percent agreement) has nothing to split. Over "
+            "the whole selection see the **Percent agreement** card above; import the data with a `batch` column "
+            "to check batch by batch.")
+else:
+    per_batch = per_batch.with_columns(pl.col("group").fill_null("(no batch)"))
+    chart = per_batch.with_columns(pl.col("rework").replace_strict(REWORK_NAMES, return_dtype=pl.Utf8)
+                                   .alias("status"))
+    fig = px.bar(chart.to_pandas(), x="group", y="percent_agreement", color="status",
+                 color_discrete_map={REWORK_NAMES[True]: "#d62728", REWORK_NAMES[False]: "#2ca02c"},
+                 category_orders={"status": [REWORK_NAMES[False], REWORK_NAMES[True]]},
+                 labels={"group": "batch", "percent_agreement": "percent agreement", "status": "",
+                         "n_samples": "samples", "n_compared": "with ≥ 2 ratings"},
+                 hover_data=["n_samples", "n_compared"])
+    fig.add_hline(y=REWORK_THRESHOLD, line_dash="dash", annotation_text=f"rework below {REWORK_THRESHOLD:.0%}")
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_range=[0, 1], legend_title_text="")
+    fig.update_xaxes(type="category")
+    st.plotly_chart(fig, width="stretch", key="agreement_batches")
+    st.dataframe(
+        per_batch, hide_index=True, width="stretch",
+        column_config={
+            "group": st.column_config.TextColumn("Batch"),
+            "n_samples": st.column_config.NumberColumn("Samples", format="%d"),
+            "n_compared": st.column_config.NumberColumn("With ≥ 2 ratings", format="%d"),
+            "percent_agreement": st.column_config.NumberColumn("Percent agreement", format="percent"),
+            "rework": st.column_config.CheckboxColumn(f"Rework (< {REWORK_THRESHOLD:.0%})"),
+        },
+    )
+    rework = per_batch.filter(pl.col("rework"))["group"].to_list()
+    if rework:
+        st.warning(f"Rework: percent agreement below {REWORK_THRESHOLD:.0%} in "
+                   f"{'batches' if len(rework) != 1 else 'batch'} " + ", ".join(rework))
 
 # -- disputed samples ---------------------------------------------------------------------------
 st.subheader("Disputed samples")
@@ -261,8 +301,8 @@ if disputed.height == 0:
 else:
     label_columns = {f"label_by_{x}": st.column_config.TextColumn(x) for x in res.annotators}
     shown = disputed.sort("priority", "sample_id", descending=[True, False]).head(MAX_ROWS_SHOWN)
-    st.dataframe(
-        shown.drop("priority"), hide_index=True, width="stretch",
+    table_view(  # missing ratings and unadjudicated samples as "—", never "None"
+        shown.drop("priority"),
         column_config={
             "sample_id": st.column_config.TextColumn("Sample"),
             "text": st.column_config.TextColumn("Text", width="large"),

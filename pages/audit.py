@@ -7,19 +7,22 @@ values) and in the export is masked unless a team lead asks for it (``core.priva
 from those audit rows nothing here writes to the store.
 """
 
+import json
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import plotly.express as px
+import polars as pl
 import streamlit as st
 
 from core import privacy
 from core.export import EXPORT_FORMATS, export_gold, gold_frame
 from core.queue import day_bounds
 from core.roles import Action
+from core.vocab import TEXT_FIELDS
 from ui.errors import show_store_error, shown_errors
-from ui.format import table
+from ui.format import action_name, audit_value, table
 from ui.privacy import reveal_toggle
 from ui.session import can, current_dataset, current_user, get_store
 
@@ -48,7 +51,48 @@ def load_log(db, ds, actor, action, since, until):
 @st.cache_data(ttl=15, show_spinner=False)
 def load_sample_history(db, ds, sample_id):
     s = get_store()
-    return s.sample(ds, sample_id), s.reviews(ds, sample_id), s.audit_log(dataset=ds, sample_id=sample_id)
+    return (s.sample(ds, sample_id), s.sample_annotations(ds, sample_id), s.reviews(ds, sample_id),
+            s.audit_log(dataset=ds, sample_id=sample_id))
+
+
+#: Histogram buckets by the time span of the log: (longest span in seconds, bucket, its length in ms, name).
+BUCKETS = ((2 * 3600, "1m", 60_000, "minute"), (3 * 86400, "1h", 3_600_000, "hour"),
+           (float("inf"), "1d", 86_400_000, "day"))
+
+
+def activity_chart(log: pl.DataFrame):
+    """Audit rows per minute, hour or day (whichever suits the log's time span), stacked by action."""
+    first, last = log["logged_at"].min(), log["logged_at"].max()
+    span = (last - first).total_seconds() if first is not None and last is not None else 0.0
+    _, every, width_ms, unit = next(b for b in BUCKETS if span <= b[0])
+    counts = (log.select(pl.col("logged_at").dt.truncate(every).alias("time"),
+                         pl.col("action").map_elements(action_name, return_dtype=pl.Utf8))
+              .group_by("time", "action").len().sort("time", "action"))
+    fig = px.bar(counts.to_pandas(), x="time", y="len", color="action",
+                 labels={"time": f"time (UTC, per {unit})", "len": "rows", "action": "action"})
+    fig.update_traces(width=width_ms * 0.9, hovertemplate="%{x}<br>%{y} rows<extra>%{fullData.name}</extra>")
+    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10}, barmode="stack")
+    return fig
+
+
+def readable_log(frame: pl.DataFrame) -> pl.DataFrame:
+    """Audit rows as people read them: actions by name, label lists as ``a, b, c``."""
+    values = [c for c in ("old_value", "new_value") if c in frame.columns]
+    return frame.with_columns(
+        pl.col("action").map_elements(action_name, return_dtype=pl.Utf8),
+        *[pl.col(c).map_elements(audit_value, return_dtype=pl.Utf8) for c in values])
+
+
+def sample_text(sample: dict) -> list[tuple[str, str]]:
+    """The sample's text fields (field, text), personal data masked unless a lead revealed it; a record
+    kept in its own shape (a chat) as its JSON when it has no text field."""
+    fields = [(f, sample.get(f)) for f in TEXT_FIELDS if sample.get(f)]
+    if not fields and sample.get("record"):
+        record = sample["record"]
+        record = json.loads(record) if isinstance(record, str) else record
+        return [("record", json.dumps(privacy.mask_record(record, decision, dataset), ensure_ascii=False,
+                                      indent=1))]
+    return [(f, privacy.mask_text(v, decision, dataset)) for f, v in fields]
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -85,7 +129,8 @@ with tab_log:
     pick_ds = c[0].selectbox("Dataset", ds_options, index=ds_options.index(dataset) if dataset in datasets else 0,
                              key="audit_dataset")
     pick_actor = c[1].selectbox("Who", [ALL, *actors], key="audit_actor")
-    pick_action = c[2].selectbox("Action", [ALL, *actions], key="audit_action")
+    pick_action = c[2].selectbox("Action", [ALL, *actions], key="audit_action",
+                                 format_func=lambda a: a if a == ALL else f"{action_name(a)} ({a})")
     today = date.today()
     start = c[3].date_input("From", value=today - timedelta(days=30), key="audit_from")
     end = c[4].date_input("To", value=today, key="audit_to")
@@ -97,12 +142,9 @@ with tab_log:
     note = f" (the newest {LOG_LIMIT:,}; narrow the filters to see older rows)" if log.height >= LOG_LIMIT else ""
     st.caption(f"{log.height:,} rows{note}. Times are UTC.")
     if log.height:
-        fig = px.histogram(log.select("logged_at", "action").to_pandas(), x="logged_at", color="action",
-                           labels={"logged_at": "time (UTC)"})
-        fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0.1)
-        st.plotly_chart(fig, width="stretch")
-        table(log.select("logged_at", "actor", "action", "dataset", "sample_id", "old_value", "new_value",
-                         "detail"))
+        st.plotly_chart(activity_chart(log), width="stretch")
+        table(readable_log(log.select("logged_at", "actor", "action", "dataset", "sample_id", "old_value",
+                                      "new_value", "detail")))
         st.download_button("Download the filtered log (CSV)", log.write_csv(), file_name="audit_log.csv",
                            mime="text/csv", on_click="ignore", key="audit_csv")
     else:
@@ -120,20 +162,45 @@ with tab_sample:
             reviewed = []
         left, right = st.columns(2)
         picked = left.selectbox("Recently reviewed samples", reviewed, index=None, key="audit_pick",
-                                placeholder="Pick a sample")
-        typed = right.text_input("…or any sample id", key="audit_sample_id").strip()
+                                placeholder="Pick a sample" if reviewed else "No sample reviewed yet")
+        typed = right.text_input("…or any sample id", key="audit_sample_id",
+                                 help="A sample id as imported (the `id` column).").strip()
         sample_id = typed or picked
         if not sample_id:
-            st.caption("Pick or type a sample id to see its reviews and audit rows.")
+            st.info("Pick a recently reviewed sample or type any sample id to see its text, its annotations, "
+                    "its reviews and every audit row about it."
+                    + ("" if reviewed else " Nothing in this dataset is reviewed yet: type an id (the Review "
+                       "and Data quality pages show them)."))
         else:
             with shown_errors(stop=True):
-                sample, reviews, rows = load_sample_history(store.path, dataset, sample_id)
+                sample, annotations, reviews, rows = load_sample_history(store.path, dataset, sample_id)
                 reviews = privacy.mask_frame(reviews, decision, dataset, columns=["reason"])
                 rows = privacy.mask_frame(rows, decision, dataset, columns=LOG_TEXT)
             if sample is None and not rows.height:
-                st.warning("No such sample in this dataset.")
+                st.warning(f"No sample “{sample_id}” in dataset “{dataset}”. Check the id (ids are "
+                           "case-sensitive), or pick the dataset it belongs to in the sidebar.")
             else:
                 st.text(f"Sample {sample_id}")
+                if sample is None:
+                    st.caption("This sample is no longer in the dataset; its audit rows remain.")
+                else:
+                    where = " · ".join(p for p in (f"batch {sample['batch']}" if sample.get("batch") else "",
+                                                   f"round {sample['round']}" if sample.get("round") is not None
+                                                   else "", "excluded from export" if sample.get("excluded")
+                                                   else "") if p)
+                    if where:
+                        st.caption(where)
+                    shown = sample_text(sample)
+                    for field, value in shown:
+                        st.markdown(f"**{field.capitalize()}**")
+                        st.text(value, width="stretch")
+                    if not shown:
+                        st.caption("No text.")
+                st.markdown(f"**Annotations** ({annotations.height})")
+                if annotations.height:
+                    table(annotations.select("annotator", "label", "confidence", "created_at"))
+                else:
+                    st.caption("No annotator labeled this sample.")
                 st.markdown(f"**Reviews** ({reviews.height})")
                 if reviews.height:
                     table(reviews.select("version", "base_version", "reviewer", "old_label", "new_label",
@@ -142,7 +209,8 @@ with tab_sample:
                     st.caption("Never reviewed: its gold label is a gold question's or the annotators' consensus, "
                                "if any.")
                 st.markdown(f"**Audit rows** ({rows.height})")
-                table(rows.select("logged_at", "actor", "action", "old_value", "new_value", "detail"))
+                table(readable_log(rows.select("logged_at", "actor", "action", "old_value", "new_value",
+                                               "detail")))
 
 # ---------------------------------------------------------------------------------- export
 with tab_export:

@@ -4,13 +4,15 @@ import math
 import re
 
 import plotly.express as px
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core.analyses.drift import MAX_EMBED_TEXTS
+from core.analyses.drift import MAX_EMBED_TEXTS, feature_name
 from core.drift import KS_ALPHA, PSI_MODERATE, PSI_SIGNIFICANT, embedding_drift
 from core.drift_features import LABEL, PREDICTED, selection_options
 from ui.errors import shown_errors
+from ui.format import MISSING
 from ui.jobs import job_result
 from ui.session import get_store, require_dataset
 
@@ -84,25 +86,38 @@ m[3].metric("Moderate features", counts.get("moderate", 0), help=f"{PSI_MODERATE
 m[4].metric("KS flagged", int(report["flagged"].sum() or 0), help=f"Numeric features with KS p-value < {KS_ALPHA}")
 
 st.subheader("Summary")
+
+
+def _num(value, spec: str) -> str:
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+# KS applies to numeric features only: "—" for the categorical ones (text, so it never reads "None")
 shown = report.select(
-    "feature", "kind", "psi", "status", "flagged", "ks_statistic", "ks_pvalue",
+    pl.col("feature").map_elements(feature_name, return_dtype=pl.Utf8), "kind", "psi", "status", "flagged",
+    pl.col("ks_statistic").map_elements(lambda v: _num(v, ".3f"), return_dtype=pl.Utf8, skip_nulls=False),
+    pl.col("ks_pvalue").map_elements(lambda v: _num(v, ".2e"), return_dtype=pl.Utf8, skip_nulls=False),
     "ref_n", "cur_n", "ref_missing", "cur_missing",
 ).to_pandas()
 styled = (shown.style
           .map(lambda s: f"background-color: {STATUS_COLORS.get(s, '')}" if s in STATUS_COLORS else "",
                subset=["status"])
           .map(lambda f: "font-weight: bold" if f is True else "", subset=["flagged"])
-          .format({"psi": "{:.4f}", "ks_statistic": "{:.3f}", "ks_pvalue": "{:.2e}"}, na_rep="—"))
+          .format({"psi": "{:.4f}"}, na_rep=MISSING))
 st.dataframe(
     styled, width="stretch", hide_index=True,
     column_config={
+        "feature": st.column_config.Column("Feature"),
+        "kind": st.column_config.Column("Kind", help="numeric (PSI over quantile bins, and KS) or categorical (PSI)"),
         "psi": st.column_config.Column("PSI", help="Population stability index, current vs reference"),
+        "status": st.column_config.Column(
+            "Status", help=f"stable < {PSI_MODERATE} ≤ moderate < {PSI_SIGNIFICANT} ≤ significant"),
         "flagged": st.column_config.CheckboxColumn("KS flagged", help=f"KS p-value < {KS_ALPHA}"),
-        "ks_statistic": st.column_config.Column("KS statistic"),
-        "ks_pvalue": st.column_config.Column("KS p-value"),
-        "ref_n": st.column_config.Column("ref n"), "cur_n": st.column_config.Column("cur n"),
-        "ref_missing": st.column_config.Column("ref missing"),
-        "cur_missing": st.column_config.Column("cur missing"),
+        "ks_statistic": st.column_config.Column("KS statistic", help="Numeric features only"),
+        "ks_pvalue": st.column_config.Column("KS p-value", help="Numeric features only"),
+        "ref_n": st.column_config.Column("Reference values"), "cur_n": st.column_config.Column("Current values"),
+        "ref_missing": st.column_config.Column("Missing in reference"),
+        "cur_missing": st.column_config.Column("Missing in current"),
     },
 )
 notes = []
@@ -117,9 +132,10 @@ elif rr is not None or cr is not None:
     notes.append(f"Predicted labels: prediction round {rr if rr is not None else cr} in the {has}; "
                  f"the {lacks} selection has no predictions.")
 if view.unavailable is not None and view.unavailable.height:
-    notes.append("Not compared: " + "; ".join(f"{f} ({r})" for f, r in view.unavailable.iter_rows()) + ".")
-notes.append("`label` is each sample's majority annotated label (ties count as missing); "
-             "`label_by_<name>` is one annotator's labels.")
+    notes.append("Not compared: " + "; ".join(f"{feature_name(f)} ({r})" for f, r in view.unavailable.iter_rows())
+                 + ".")
+notes.append("*Label (majority)* is each sample's majority annotated label (ties count as missing); "
+             "*Label by <name>* is one annotator's labels.")
 st.caption(" ".join(notes))
 csv = report.select(pl.lit(dataset).alias("dataset"), pl.lit(ref_label).alias("reference"),
                     pl.lit(cur_label).alias("current"), pl.all()).write_csv()
@@ -132,20 +148,21 @@ st.subheader("Distribution of a feature")
 kinds = dict(zip(report["feature"], report["kind"]))
 if st.session_state.get("drift_feature") not in kinds:
     st.session_state.pop("drift_feature", None)  # a feature of an earlier comparison
-feature = st.selectbox("Feature", list(kinds), key="drift_feature",
+feature = st.selectbox("Feature", list(kinds), key="drift_feature", format_func=feature_name,
                        help="Ordered by PSI, the most shifted first.")
 if kinds[feature] == "numeric":
     values = view.values.filter(pl.col("feature") == feature).select("side", "value")
     fig = px.histogram(values.to_pandas(), x="value", color="side", barmode="overlay",
                        histnorm="probability", opacity=0.55, nbins=40,
-                       category_orders={"side": list(names)}, labels={"value": feature})
+                       category_orders={"side": list(names)}, labels={"value": feature_name(feature)})
     fig.update_traces(bingroup="shared")
     fig.update_layout(yaxis_title="share of samples")
 else:
     shares = view.shares[feature]
     fig = px.bar(shares.to_pandas(), x="category", y="share", color="side", barmode="group",
-                 hover_data=["count"], category_orders={"side": list(names)}, labels={"category": feature})
-fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="")
+                 hover_data=["count"], category_orders={"side": list(names)},
+                 labels={"category": feature_name(feature)})
+fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend_title_text="")
 st.plotly_chart(fig, width="stretch")
 
 # -- labels -------------------------------------------------------------------------------------
@@ -157,13 +174,15 @@ shares = view.shares[column]
 if shares.height == 0 or shares["count"].sum() == 0:
     st.caption("No labels of this kind in either selection.")
 else:
-    fig = px.bar(shares.to_pandas(), x="category", y="share", color="side", barmode="group",
-                 hover_data=["count"], category_orders={"side": list(names)},
+    lacking = [n for n in names if shares.filter(pl.col("side") == n)["count"].sum() == 0]
+    # a side without labels of this kind gets no (empty) legend entry; the caption below names it
+    fig = px.bar(shares.filter(~pl.col("side").is_in(lacking)).to_pandas(), x="category", y="share", color="side",
+                 barmode="group", hover_data=["count"],
+                 category_orders={"side": [n for n in names if n not in lacking]},
                  labels={"category": "label", "share": "share of samples"})
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="",
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend_title_text="",
                       yaxis_tickformat=".0%")
     st.plotly_chart(fig, width="stretch")
-    lacking = [n for n in names if shares.filter(pl.col("side") == n)["count"].sum() == 0]
     if lacking:
         st.caption(f"No {column.replace('_', ' ')}s in {' and '.join(lacking)}.")
 
@@ -179,24 +198,28 @@ else:
         if not set(st.session_state.get("drift_trend_features") or []) <= set(features):
             st.session_state.pop("drift_trend_features", None)  # features of an earlier comparison
         picked = st.multiselect("Features", features, default=default, key="drift_trend_features",
-                                help="Each round compared with the reference selection.")
-        data = trend.filter(pl.col("feature").is_in(picked)).sort("order", "feature")
+                                format_func=feature_name, help="Each round compared with the reference selection.")
+        data = (trend.filter(pl.col("feature").is_in(picked)).sort("order", "feature")
+                .with_columns(pl.col("feature").map_elements(feature_name, return_dtype=pl.Utf8)))
         log_y = st.toggle("Log scale", key="drift_trend_log",
                           help="Shows small and large PSI values together (a PSI of 0 is not drawn).")
         fig = px.line(data.to_pandas(), x="selection", y="psi", color="feature", markers=True, log_y=log_y,
-                      labels={"selection": "round", "psi": "PSI"},
+                      labels={"selection": "round", "psi": "PSI", "feature": "feature"},
                       category_orders={"selection": trend.sort("order")["selection"].unique(maintain_order=True).to_list()})
         top = max(float(data["psi"].max() or 0.0), PSI_SIGNIFICANT) * 1.15
         low = 1e-3 if log_y else 0.0
         for y0, y1, color in ((low, PSI_MODERATE, "green"), (PSI_MODERATE, PSI_SIGNIFICANT, "orange"),
                               (PSI_SIGNIFICANT, top, "red")):
             fig.add_hrect(y0=y0, y1=y1, fillcolor=color, opacity=0.05, line_width=0, layer="below")
-        fig.add_hline(y=PSI_MODERATE, line_dash="dot", line_color="orange", annotation_text=f"moderate ≥ {PSI_MODERATE}",
-                      annotation_position="bottom right")
-        fig.add_hline(y=PSI_SIGNIFICANT, line_dash="dot", line_color="red",
-                      annotation_text=f"significant ≥ {PSI_SIGNIFICANT}", annotation_position="top right")
+        # the band thresholds are named in the legend (a label on the plot collides with ticks and lines)
+        for y, color, name in ((PSI_SIGNIFICANT, "red", f"significant ≥ {PSI_SIGNIFICANT}"),
+                               (PSI_MODERATE, "orange", f"moderate ≥ {PSI_MODERATE}")):
+            fig.add_hline(y=y, line_dash="dot", line_color=color)
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup="bands",
+                                     legendgrouptitle_text="PSI bands", hoverinfo="skip",
+                                     line={"dash": "dot", "color": color}))
         y_range = [math.log10(low), math.log10(top)] if log_y else [0, top]
-        fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_range=y_range)
+        fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_range=y_range)
         st.plotly_chart(fig, width="stretch")
         st.caption(f"Each round's samples against the reference ({ref_label}); rounds without samples are left out.")
     elif trend is not None:
@@ -205,13 +228,14 @@ else:
 # -- missing values -----------------------------------------------------------------------------
 st.subheader("Missing values")
 missing = report.filter((pl.col("ref_missing") > 0) | (pl.col("cur_missing") > 0)).select(
-    "feature", "ref_missing", "cur_missing", "ref_n", "cur_n")
+    pl.col("feature").map_elements(feature_name, return_dtype=pl.Utf8), "ref_missing", "cur_missing", "ref_n",
+    "cur_n")
 if missing.height:
     st.dataframe(missing, width="stretch", hide_index=True, column_config={
-        "ref_missing": "missing in reference", "cur_missing": "missing in current",
-        "ref_n": "values in reference", "cur_n": "values in current"})
+        "feature": "Feature", "ref_missing": "Missing in reference", "cur_missing": "Missing in current",
+        "ref_n": "Values in reference", "cur_n": "Values in current"})
     st.caption("Missing values are counted, never binned: PSI and KS use the values present. "
-               "A tie between annotators leaves `label` missing.")
+               "A tie between annotators leaves *Label (majority)* missing.")
 else:
     st.caption("No missing values in the compared features.")
 
@@ -259,7 +283,7 @@ else:
                      labels={"psi": "PSI"})
         fig.add_hline(y=PSI_MODERATE, line_dash="dot", line_color="orange")
         fig.add_hline(y=PSI_SIGNIFICANT, line_dash="dot", line_color="red")
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+        fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(fig, width="stretch")
     st.caption(f"{emb['n_ref']:,} reference and {emb['n_cur']:,} current texts, "
                f"{emb['n_components']} principal components.")

@@ -11,7 +11,7 @@ save or skip (Streamlit's button shortcuts: they are not taken while the cursor 
 """
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -54,6 +54,7 @@ from core.review import (
 from core.roles import Action
 from core.vocab import reason_name
 from ui.errors import show_store_error, shown_errors
+from ui.format import MISSING
 from ui.format import table as table_view
 from ui.privacy import reveal_toggle
 from ui.session import (
@@ -78,7 +79,8 @@ HOTKEY_LABELS = 9  # labels 1..9 get a digit key
 
 # A compact header: the record and the label form must both fit a 1400×900 screen without scrolling.
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
-head_title, head_progress, head_reveal = st.columns([1, 3, 1], vertical_alignment="bottom")
+# the reveal switch's column is wide enough for its whole label ("Show personal data")
+head_title, head_progress, head_reveal = st.columns([1, 2.4, 1.6], vertical_alignment="bottom")
 head_title.title("Review")
 dataset = require_dataset()
 user = current_user()
@@ -276,7 +278,7 @@ if mine.height:
                        f"{'them' if len(ids) != 1 else 'it'} until you release {'them' if len(ids) != 1 else 'it'} "
                        "or the claim expires.")
             c_switch, c_release, _ = st.columns([1, 1, 3])
-            if c_switch.button(f"Switch to {other}", key=f"claims_switch_{other}"):
+            if c_switch.button("Switch", key=f"claims_switch_{other}", help=f"Switch to dataset “{other}”"):
                 st.session_state["dataset_next"] = other
                 st.rerun()
             if c_release.button("Release", key=f"claims_release_{other}",
@@ -317,7 +319,7 @@ if can(Action.QUEUE_RULES):  # queue rules and the default threshold: a lead's (
         if by_reason:
             fig = go.Figure(go.Bar(x=[by_reason[r] for r in by_reason], y=[reason_name(r) for r in by_reason],
                                    orientation="h"))
-            fig.update_layout(height=60 + 40 * len(by_reason), margin=dict(l=10, r=10, t=10, b=10),
+            fig.update_layout(height=60 + 40 * len(by_reason), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                               xaxis_title="open entries")
             st.plotly_chart(fig, width="stretch")
 
@@ -385,7 +387,7 @@ def draw_next_entry() -> None:
             sample, annotations, predictions, history = load_sample(store.path, dataset, sid)
             history = masked(history, "reason")
         ttl = claim_ttl_seconds(settings)
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         left_min = max(0, int((cur["claimed_at"] + timedelta(seconds=ttl) - now).total_seconds() // 60)) \
             if cur["claimed_at"] is not None else 0
         col_record, col_form = st.columns([3, 2], gap="medium")
@@ -408,7 +410,7 @@ def draw_next_entry() -> None:
             if top:
                 fig = go.Figure(go.Bar(x=[p for _, p in top][::-1], y=[lab for lab, _ in top][::-1],
                                        orientation="h", text=[f"{p:.2f}" for _, p in top][::-1]))
-                fig.update_layout(height=150, margin=dict(l=10, r=10, t=10, b=10), xaxis_range=[0, 1])
+                fig.update_layout(height=150, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_range=[0, 1])
                 st.plotly_chart(fig, width="stretch")
             st.markdown("**Review history**")
             if history.height:
@@ -473,7 +475,9 @@ def draw_next_entry() -> None:
                     default = cur["gold"] if cur["gold"] in labels else None
                     if default is None and latest and latest["predicted"] in labels:
                         default = latest["predicted"]
-                    st.session_state[label_key] = default if default in labels else labels[0]
+                    # no majority, no gold and no prediction: nothing is pre-selected (Enter must not save
+                    # a label nobody chose)
+                    st.session_state[label_key] = default if default in labels else None
                 chosen = st.session_state[label_key]
                 with st.container(horizontal=True, gap="small"):
                     for i, lab in enumerate(labels):
@@ -482,7 +486,8 @@ def draw_next_entry() -> None:
                                   type="primary" if lab == chosen else "secondary", shortcut=key_hint,
                                   help=f"Pick “{lab}”" + (f" (key {key_hint})" if key_hint else ""))
                 with st.form(f"review_form_{eid}", border=False):
-                    label = st.selectbox("Corrected label", labels, key=label_key, label_visibility="collapsed")
+                    label = st.selectbox("Corrected label", labels, key=label_key, label_visibility="collapsed",
+                                         index=None, placeholder="Pick a label (keys 1–9)")
                     note = st.text_input("Reason", key=f"review_note_{eid}", label_visibility="collapsed",
                                          placeholder="Reason (optional; Enter saves)")
                     as_gold = st.checkbox(
@@ -502,7 +507,9 @@ def draw_next_entry() -> None:
                                      help=undo_help, width="stretch")
                 release = b_release.button("Release", key="review_release", width="stretch",
                                            help="Give the entry back to the queue.")
-                if save:
+                if save and label is None:
+                    st.warning("Pick a label first: the annotators tie and there is no model prediction.")
+                elif save:
                     rerun = save_and_next(cur, label, note, cur["base_version"], reasons, as_gold=bool(as_gold))
                 elif skip or release:
                     with shown_errors():
@@ -549,17 +556,43 @@ BULK_COLUMNS = {
     "base_version": st.column_config.NumberColumn("Version"),
 }
 
-BULK_ORDER = ("sample_id", "preview", "votes", "predicted", "confidence", "current_label", "label", "source",
+BULK_ORDER = ("sample_id", "reason", "preview", "votes", "predicted", "confidence", "current_label", "label", "source",
               "priority", "base_version")
+
+def bulk_reason_picker(where) -> str | None:
+    """The bulk review's reason (None: all reasons), each option with its open entries; it starts on
+    all reasons, or on the one reason that has open entries."""
+    open_by = progress["open_by_reason"]
+    options = [None, *QUEUE_REASONS]
+    if st.session_state.get("bulk_reason", "unset") not in options:
+        with_open = [r for r in QUEUE_REASONS if open_by.get(r)]
+        st.session_state["bulk_reason"] = with_open[0] if len(with_open) == 1 else None
+
+    def name(reason: str | None) -> str:
+        n = sum(open_by.values()) if reason is None else open_by.get(reason, 0)
+        return f"{bulk_reason_name(reason)} ({n:,} open)"
+
+    return where.selectbox("Reason", options, format_func=name, key="bulk_reason",
+                           help="Queue entries of this reason (the number of open entries of each in brackets).")
+
+
+def bulk_reason_name(reason: str | None) -> str:
+    return "All reasons" if reason is None else reason_name(reason)
+
 
 def draw_bulk_review() -> None:
     """Bulk review of the rows this reviewer claimed (read-only sessions see the open entries)."""
     if not write:
-        bulk_reason = st.selectbox("Reason", QUEUE_REASONS, format_func=reason_name, key="bulk_reason")
+        bulk_reason = bulk_reason_picker(st)
         with shown_errors(stop=True):
-            entries = masked(bulk_entries(store, dataset, bulk_reason, limit=BULK_LIMIT), "preview")
+            wanted = [bulk_reason] if bulk_reason is not None else \
+                [r for r in QUEUE_REASONS if progress["open_by_reason"].get(r)]
+            parts = [bulk_entries(store, dataset, r, limit=BULK_LIMIT) for r in wanted]
+            entries = pl.concat(parts, how="diagonal_relaxed").sort("priority", descending=True).head(BULK_LIMIT) \
+                if parts else None
+            entries = masked(entries, "preview") if entries is not None else pl.DataFrame()
         if entries.height == 0:
-            st.info(f"No open entries for “{reason_name(bulk_reason)}”.")
+            st.info(f"No open entries for “{bulk_reason_name(bulk_reason)}”.")
         else:
             table_view(entries.drop("entry_id"), column_config={
                 "sample_id": st.column_config.TextColumn("Sample"),
@@ -572,9 +605,12 @@ def draw_bulk_review() -> None:
             })
     else:
         c_reason, c_n, c_claim, c_release = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-        bulk_reason = c_reason.selectbox("Reason", QUEUE_REASONS, format_func=reason_name, key="bulk_reason")
+        bulk_reason = bulk_reason_picker(c_reason)
         bulk_n = c_n.number_input("Rows to hold", min_value=1, max_value=BULK_LIMIT, value=BULK_DEFAULT, step=10,
                                   key="bulk_n", help="Claim open entries of this reason until you hold this many.")
+        of_reason = (pl.col("reason") == bulk_reason) if bulk_reason is not None else pl.lit(True)
+        held_here = set(mine.filter((pl.col("dataset") == dataset) & of_reason)["entry_id"]
+                        .to_list()) if mine.height else set()
         claim_rows = c_claim.button("Claim rows", key="bulk_claim", type="primary", width="stretch",
                                     help="Claim rows for you alone: only your claimed rows can be edited here.")
         release_rows = c_release.button("Release all", key="bulk_release", width="stretch",
@@ -582,12 +618,20 @@ def draw_bulk_review() -> None:
         loaded = st.session_state.get("bulk_loaded")
         if claim_rows:
             with shown_errors():
-                claim_entries(store, dataset, user, int(bulk_n), [bulk_reason])
+                held = claim_entries(store, dataset, user, int(bulk_n),
+                                     [bulk_reason] if bulk_reason is not None else None)
                 refresh_after_write()
                 st.session_state.pop("bulk_loaded", None)
+                what = bulk_reason_name(bulk_reason)
+                new = held.height - len(held_here & set(held["entry_id"].to_list()))
+                if held.height == 0:
+                    flash(f"No open entries for “{what}”: nothing to claim. Team leads can fill the queue "
+                          "above, or pick another reason.", "info")
+                elif new <= 0:
+                    flash(f"No more open entries for “{what}”: you hold {held.height:,}.", "info")
+                else:
+                    flash(f"Claimed {new:,} entr{'ies' if new != 1 else 'y'} for “{what}”.")
                 st.rerun()
-        held_here = set(mine.filter((pl.col("dataset") == dataset) & (pl.col("reason") == bulk_reason))["entry_id"]
-                        .to_list()) if mine.height else set()
         if (loaded is None or loaded["key"] != (dataset, bulk_reason, user)
                 or (claims is not None and held_here != set(loaded["table"]["entry_id"].to_list()))):
             with shown_errors(stop=True):
@@ -605,26 +649,36 @@ def draw_bulk_review() -> None:
                 flash(f"Released {n} entr{'ies' if n != 1 else 'y'} back to the queue.", "info")
                 st.rerun()
         if table.height == 0:
-            st.info(f"You hold no “{reason_name(bulk_reason)}” entries. Claim rows to review them here; "
+            st.info(f"You hold no “{bulk_reason_name(bulk_reason)}” entries. Claim rows to review them here; "
                     "nobody else can edit the rows you hold.")
         else:
             st.caption(f"{table.height} entries claimed by you, highest priority first. Change the label of "
                        "the rows you correct, then save them together: all of them are saved, or none if one "
                        "changed meanwhile. The rows you leave unchanged go back to the queue.")
+            # missing values as "—" (a tie has no current label; an unset correction is empty), never "None"
             shown = masked(table, "preview").with_columns(
                 pl.when(pl.col("current_label").is_null()).then(pl.lit("tie: no majority"))
-                .otherwise(pl.col("source")).alias("source"))
+                .otherwise(pl.col("source")).alias("source"),
+                pl.col("current_label").fill_null(MISSING),
+                pl.col("label").fill_null(""),
+                pl.col("predicted").fill_null(MISSING),
+                pl.col("reason").map_elements(reason_name, return_dtype=pl.Utf8),
+            )
             columns = {**BULK_COLUMNS,
+                       "reason": st.column_config.TextColumn("Reason") if bulk_reason is None else None,
                        "label": st.column_config.SelectboxColumn("Corrected label", options=labels, required=True)}
             with st.form("bulk_form"):
                 edited = st.data_editor(shown.to_pandas(), column_config=columns, hide_index=True, width="stretch",
-                                        column_order=BULK_ORDER,
+                                        column_order=[c for c in BULK_ORDER
+                                                      if c != "reason" or bulk_reason is None],
                                         disabled=[c for c in table.columns if c != "label"], num_rows="fixed",
                                         key=f"bulk_editor_{loaded['token']}")
                 bulk_note = st.text_input("Reason for these corrections", key="bulk_note")
                 bulk_save = st.form_submit_button("Save changed rows", type="primary")
             if bulk_save:
-                rows = changed_rows(pl.from_pandas(edited).with_columns(table["current_label"]))
+                rows = changed_rows(pl.from_pandas(edited).with_columns(
+                    table["current_label"],
+                    pl.when(pl.col("label").is_in(["", MISSING])).then(None).otherwise(pl.col("label")).alias("label")))
                 if not rows:
                     st.info("Nothing changed: pick a new label in the “Corrected label” column first.")
                 else:

@@ -34,6 +34,7 @@ from ui.session import (
 )
 
 MAX_MAP_POINTS = 5000
+K_DEFAULT = 50  # the budget on arrival (the pool size when the pool is smaller)
 POOL_NAMES = {"unlabeled": "Unlabeled (no gold label)", "all": "All samples", "batch": "One batch",
               "round": "One round"}
 METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "entropy": "entropy"}
@@ -124,10 +125,12 @@ with left:
         remember("sel_round", opts["rounds"][-1], opts["rounds"])
         round_ = st.selectbox("Round", opts["rounds"], key="sel_round")
     remember("sel_excl_reviewed", True)
-    excl_reviewed = st.checkbox("Exclude samples already reviewed", key="sel_excl_reviewed")
+    excl_reviewed = st.checkbox("Exclude reviewed samples", key="sel_excl_reviewed",
+                                help="Leave out samples that already have a review on the Review page.")
     remember("sel_excl_queued", True)
-    excl_queued = st.checkbox("Exclude samples already in the review queue", key="sel_excl_queued",
-                              help="Open or claimed entries, for any reason.")
+    excl_queued = st.checkbox("Exclude queued samples", key="sel_excl_queued",
+                              help="Leave out samples already in the review queue (open or claimed entries, "
+                                   "for any reason).")
 
 with mid:
     strategies = list(al.STRATEGIES)
@@ -152,16 +155,14 @@ with mid:
         remember("sel_n_rounds", 10)
         n_rounds = int(c2.number_input("Rounds planned", 1, 100, key="sel_n_rounds"))
         remember("sel_round_index", 1)
-        if st.session_state["sel_round_index"] > n_rounds:
-            st.session_state["sel_round_index"] = n_rounds
+        st.session_state["sel_round_index"] = min(st.session_state["sel_round_index"], n_rounds)
         round_index = int(c1.number_input("This round", 1, n_rounds, key="sel_round_index")) - 1
         st.caption(f"Round {round_index + 1} of {n_rounds}: k-center among the "
                    f"{adaptive_pool_factor(round_index, n_rounds):.1f} × k most uncertain "
                    "(diverse early, pure uncertainty in the last round).")
 
 with right:
-    remember("sel_k", 50)
-    k = int(st.number_input("Budget k", min_value=1, max_value=100_000, step=10, key="sel_k"))
+    k_slot = st.container()  # the budget is drawn once the pool is read: its default fits the pool
     pred_round = None
     if has_predictions:
         remember("sel_pred_round", opts["pred_rounds"][-1], opts["pred_rounds"])
@@ -171,15 +172,28 @@ with right:
         st.caption("No model predictions yet.")
 
 keep("sel_pool", "sel_batch", "sel_round", "sel_excl_reviewed", "sel_excl_queued", "sel_strategy", "sel_method",
-     "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_k", "sel_pred_round")
+     "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_pred_round")
 
 with shown_errors(stop=True):
     pool, choice = load_pool(data_key(dataset), kind, batch, round_, pred_round, excl_reviewed, excl_queued)
 
+# The budget: K_DEFAULT, or the whole pool when it is smaller (Select is never disabled on arrival). A
+# budget the user typed is kept; the default follows the pool as it changes.
+n_cand = pool.n_candidates(strategy)
+k_default = max(1, min(K_DEFAULT, n_cand))
+k_value = st.session_state.get("sel_k", st.session_state.get("_sel_k"))
+if k_value is None or k_value == st.session_state.get("_sel_k_auto"):
+    k_value = k_default
+    st.session_state["_sel_k_auto"] = k_default
+st.session_state["sel_k"] = k_value
+k = int(k_slot.number_input("Budget k", min_value=1, max_value=100_000, step=10, key="sel_k",
+                            help=f"How many samples to pick (default {K_DEFAULT}, or the whole pool when it "
+                                 "is smaller)."))
+keep("sel_k")
+
 # -- pool summary and empty states -----------------------------------------------------------------
 needs_probs = strategy in al.NEEDS_PROBS
 needs_emb = strategy in al.NEEDS_EMBEDDINGS
-n_cand = pool.n_candidates(strategy)
 parts = [f"**{pool.n:,}** samples in the pool", f"**{pool.n_candidates():,}** candidates"]
 if pool.excluded_reviewed or pool.excluded_queued:
     parts[-1] += f" ({pool.excluded_reviewed:,} reviewed and {pool.excluded_queued:,} queued left out)"
@@ -332,7 +346,7 @@ fig = go.Figure()
 for lab in labels:
     rest = frame[(frame["predicted"] == lab) & ~frame["picked"]]
     fig.add_trace(go.Scattergl(x=rest["x"], y=rest["y"], mode="markers", name=lab, legendgroup=lab,
-                               marker=dict(size=6, color=colors[lab], opacity=0.45),
+                               marker={"size": 6, "color": colors[lab], "opacity": 0.45},
                                customdata=rest[["sample_id", "text"]],
                                hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra>" + lab + "</extra>"))
 for lab in labels:
@@ -340,13 +354,13 @@ for lab in labels:
     if len(hit):
         fig.add_trace(go.Scatter(x=hit["x"], y=hit["y"], mode="markers", name=f"{lab} (pick)", legendgroup=lab,
                                  showlegend=False,
-                                 marker=dict(size=13, color=colors[lab], symbol="star",
-                                             line=dict(width=1.5, color="black")),
+                                 marker={"size": 13, "color": colors[lab], "symbol": "star",
+                                             "line": {"width": 1.5, "color": "black"}},
                                  customdata=hit[["sample_id", "text", "rank"]],
                                  hovertemplate="pick #%{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}"
                                                "<extra>" + lab + "</extra>"))
-fig.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="predicted label",
-                  title=dict(text="★ = pick", font=dict(size=13)))
+fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="predicted label",
+                  title={"text": "★ = pick", "font": {"size": 13}})
 fig.update_xaxes(showticklabels=False, title=None)
 fig.update_yaxes(showticklabels=False, title=None)
 st.plotly_chart(fig, width="stretch", key="sel_map")

@@ -159,7 +159,10 @@ def test_margin_picks_scores_and_reasons_are_hand_checked():
     picks = al.select(_pool(6, pred=_pred_rows()), "margin", 3)
     assert picks["sample_id"].to_list() == ["s05", "s02", "s01"]
     np.testing.assert_allclose(picks["score"].to_numpy(), [1.0, 0.99, 0.90])
-    assert picks["reason"].to_list() == ["margin 1.00", "margin 0.99", "margin 0.90"]
+    # the reason prints the real margin (p1 - p2), not the score (1 - margin)
+    assert picks["reason"].to_list() == ["margin 0.00 between the top two labels",
+                                         "margin 0.01 between the top two labels",
+                                         "margin 0.10 between the top two labels"]
     assert picks["rank"].to_list() == [1, 2, 3]
     assert list(picks.columns) == list(al.PICK_COLUMNS)
 
@@ -168,7 +171,7 @@ def test_least_confidence_and_entropy():
     pool = _pool(6, pred=_pred_rows())
     lc = al.select(pool, "least_confidence", 2)
     assert lc["sample_id"].to_list() == ["s02", "s05"]
-    assert lc["reason"][0] == "least confidence 0.66"
+    assert lc["reason"][0] == "least confidence: top probability 0.34"  # the score is 1 - 0.34
     ent = al.select(pool, "entropy", 1)
     assert ent["sample_id"].to_list() == ["s02"]  # nearest the uniform distribution
     assert ent["score"][0] == pytest.approx(-sum(p * np.log(p) for p in PROBS["s02"]))
@@ -308,7 +311,7 @@ def test_csv_and_jsonl_exports():
     lines = al.picks_jsonl(picks, "margin").decode("utf-8").splitlines()
     first = json.loads(lines[0])
     assert first["id"] == "s05" and first["instruction"] == "问题 5" and first["output"] == "回答 5"
-    assert "input" not in first and first["reason"] == "margin 1.00" and first["strategy"] == "margin"
+    assert "input" not in first and first["reason"] == "margin 0.00 between the top two labels" and first["strategy"] == "margin"
     assert json.loads(lines[1])["id"] == "s02" and "output" not in json.loads(lines[1])
     assert al.picks_jsonl(picks.clear()) == b""
 

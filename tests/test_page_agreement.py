@@ -211,18 +211,28 @@ def test_cards_heatmap_and_tables_show_core_values(app_env, tmp_path):
         card = cards[label]
         assert card.value == f"{value:.3f}"
         assert f"95% CI {low:.3f} – {high:.3f}" in card.proto.delta
-        # coloured by band (ui.format.band_color of the value), unless the interval is too wide to
-        # trust the band: then gray, the band word marked "?" and a small-sample warning
+        # kappa/alpha coloured by band (ui.format.band_color of the value), percent agreement by the
+        # guideline's 90% rework rule; unless the interval is too wide to trust it: then gray, the word
+        # marked "?" and a small-sample warning
         wide = high - low > 0.2
-        assert _color_name(card) == ("gray" if wide else band_color(value))
-        assert _BAND_WORD[band_color(value)] + ("?" if wide else "") in card.proto.delta
-    assert cards["Percent agreement"].proto.delta.startswith("retrain")  # 0.583 < 0.6
+        if label == "Percent agreement":
+            color, word = ("green", "≥ 90%") if value >= ag.REWORK_THRESHOLD else ("red", "rework (< 90%)")
+        else:
+            color, word = band_color(value), _BAND_WORD[band_color(value)]
+        assert _color_name(card) == ("gray" if wide else color)
+        assert word + ("?" if wide else "") in card.proto.delta
+    assert cards["Percent agreement"].proto.delta.startswith("rework (< 90%)")  # 0.583: not a kappa band word
+    assert "90%" in cards["Percent agreement"].help and "not by the kappa bands" in cards["Percent agreement"].help
     assert any("Few samples" in t for t in texts(at.warning))  # 16 samples: every interval is wide
 
     # pairwise kappa heatmap: annotators × annotators, diagonal 1, values of pairwise_cohen_kappa
     heat = _heatmaps(at)[0]["data"][0]
     assert list(heat["x"]) == annotators == list(ANNOTATORS) and list(heat["y"]) == annotators
     z = np.array(_arr(heat["z"]), dtype=float)
+    # coloured by the bands of the cards: red below 0.6, amber 0.6–0.8, green from 0.8 (a stepped scale)
+    scale = _heatmaps(at)[0]["layout"]["coloraxis"]["colorscale"]
+    assert [stop for stop, _ in scale] == [0.0, 0.6, 0.6, 0.8, 0.8, 1.0]
+    assert scale[0][1] == scale[1][1] != scale[2][1] == scale[3][1] != scale[4][1] == scale[5][1]
     assert np.allclose(np.diag(z), 1.0)
     pairs = ag.pairwise_cohen_kappa(matrix, annotators)
     for a, b, kappa, _n in pairs.iter_rows():
@@ -246,6 +256,9 @@ def test_cards_heatmap_and_tables_show_core_values(app_env, tmp_path):
     b1 = ag.percent_agreement(_matrix(store, batch="b1")[0])
     row = batches[batches["group"] == "b1"].iloc[0]
     assert row["percent_agreement"] == pytest.approx(b1) and bool(row["rework"]) == (b1 < 0.9)
+    batch_chart = next(c for c in _charts(at) if c["data"] and c["data"][0]["type"] == "bar")
+    assert {t["name"] for t in batch_chart["data"]} <= {"rework (< 90%)", "≥ 90%"}  # not "True" / "False"
+    assert any("in batches b1, b2" in t or "in batch b" in t for t in texts(at.warning))
 
     # disputed samples: exactly core's disputed rows, with text and each annotator's label
     disputed = _frame_with(at, "why")
@@ -253,6 +266,10 @@ def test_cards_heatmap_and_tables_show_core_values(app_env, tmp_path):
     s10 = disputed[disputed["sample_id"] == "s10"].iloc[0]
     assert "退款问题 10" in s10["text"]
     assert {s10["label_by_alice"], s10["label_by_bo"], s10["label_by_chen"]} == set(LABELS)
+    # missing ratings (bo has none of s14) and unadjudicated samples read "—", never "None"
+    s14 = disputed[disputed["sample_id"] == "s14"].iloc[0]
+    assert s14["label_by_bo"] == "—" and s14["adjudicated"] == "—"
+    assert "None" not in disputed.astype(str).to_numpy().ravel().tolist()
     assert any(b.label.startswith("Queue 2 disputed samples") for b in at.button)
 
 
@@ -303,8 +320,8 @@ def test_adjudicated_samples_are_listed_but_not_queued_again(app_env, tmp_path):
     store.append_review("ds", "s10", 1, 0, "rev", None, "cancel", "adjudicated")  # s10 is resolved
     at = run_page(PAGE)
     disputed = _frame_with(at, "why")
-    adjudicated = {k: v if isinstance(v, str) else None for k, v in zip(disputed["sample_id"], disputed["adjudicated"])}
-    assert adjudicated == {"s10": "cancel", "s14": None}
+    adjudicated = dict(zip(disputed["sample_id"], disputed["adjudicated"]))
+    assert adjudicated == {"s10": "cancel", "s14": "—"}
     assert any("1 of the 2 disputed samples are already adjudicated" in t for t in texts(at.caption))
     at.button(key="agreement_queue").click().run()
     assert any("Queued 1 disputed samples" in t for t in texts(at.success))
@@ -334,3 +351,13 @@ def test_read_only_role_sees_no_queue_button(app_env, tmp_path, monkeypatch):
     assert not at.exception
     assert not [b for b in at.button if b.key == "agreement_queue"]
     assert any("cannot queue" in t for t in texts(at.caption))
+
+
+def test_without_batches_a_note_replaces_the_batch_chart(app_env, tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "batch"} for r in _rows()]
+    _store_with(app_env, tmp_path, rows)
+    at = run_page(PAGE)
+    assert not at.exception, at.exception
+    assert any("No batches in this selection" in t for t in texts(at.info))
+    assert not [c for c in _charts(at) if c["data"] and c["data"][0]["type"] == "bar"]
+    assert not any("(no batch)" in t for t in texts(at.warning))

@@ -47,9 +47,24 @@ def test_log_filters_by_actor_action_and_dates(app_env, tmp_path):
     _fixture(app_env, tmp_path)
     at = run_page(PAGE)
     log = _frame_with(at, "action")
-    assert {"import", "dataset.create", "review.save", "sample.exclude"} <= set(log["action"])
+    # actions by name (the filter keeps the raw value), a dataset's labels as a list, not JSON
+    assert {"Import", "Dataset created", "Review saved", "Sample excluded"} <= set(log["action"])
+    created = log[log["action"] == "Dataset created"].iloc[0]
+    assert created["new_value"] == "cancel, refund, other"
+    assert "Review saved (review.save)" in at.selectbox(key="audit_action").options
+    # the activity chart counts rows per minute here (everything happened within seconds), by action name
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert {t["type"] for t in chart["data"]} == {"bar"}
+    assert "per minute" in chart["layout"]["xaxis"]["title"]["text"]
+    names = {t["name"] for t in chart["data"]}
+    assert "Review saved" in names and "review.save" not in names
+    times = [x for t in chart["data"] for x in t["x"]]
+    from datetime import datetime
+
+    assert times and all(datetime.fromisoformat(x).second == 0 == datetime.fromisoformat(x).microsecond
+                         for x in times)  # whole minutes, not half-seconds
     assert at.selectbox(key="audit_dataset").value == "ds"
-    assert [b.label for b in at.download_button][0] == "Download the filtered log (CSV)"
+    assert next(b.label for b in at.download_button) == "Download the filtered log (CSV)"
     at.selectbox(key="audit_actor").set_value("rita").run()
     log = _frame_with(at, "action")
     assert list(log["actor"]) == ["rita"] and list(log["sample_id"]) == ["b2"]
@@ -79,9 +94,23 @@ def test_sample_history_shows_reviews_and_audit_rows(app_env, tmp_path):
     reviews = _frame_with(at, "base_version")
     assert list(reviews["new_label"]) == ["other", "refund"] and list(reviews["reviewer"]) == ["rita", "sam"]
     rows = next(d.value for d in at.dataframe if "detail" in d.value.columns and "dataset" not in d.value.columns)
-    assert list(rows["action"]) == ["review.save", "review.save"]
+    assert list(rows["action"]) == ["Review saved", "Review saved"]
+    # the sample itself above its history: its text and its annotations
+    assert "tie" in texts(at.text) and "Classify the intent" in texts(at.text)
+    annotations = _frame_with(at, "annotator")
+    assert dict(zip(annotations["annotator"], annotations["label"])) == {"alice": "cancel", "bo": "refund"}
     at.text_input(key="audit_sample_id").input("nope").run()
-    assert any("No such sample" in t for t in texts(at.warning))
+    assert any("No sample “nope” in dataset “ds”" in t for t in texts(at.warning))
+
+
+def test_sample_history_masks_the_text_and_explains_the_empty_state(app_env, tmp_path):
+    _fixture(app_env, tmp_path)
+    at = run_page(PAGE)
+    assert any("type any sample id" in t for t in texts(at.info))
+    at.text_input(key="audit_sample_id").input("b1").run()
+    assert not at.exception, at.exception
+    shown = " ".join(texts(at.text))
+    assert "zhang.san@example.com" not in shown and "***.com" in shown  # masked unless a lead reveals it
 
 
 def test_gold_export_with_provenance_mask_and_excluded(app_env, tmp_path):
@@ -147,3 +176,14 @@ def test_a_reviewer_cannot_export_raw_and_sees_masked_notes(app_env, tmp_path, m
     prepare.click().run()
     data = at.session_state["export_file"]["data"].decode()
     assert "zhang.san@example.com" not in data and store.audit_log(action="pii.reveal").height == 0
+
+
+@pytest.mark.parametrize(("spread", "unit"), [("1 minute", "minute"), ("5 hours", "hour"), ("9 days", "day")])
+def test_activity_chart_bins_by_the_time_span(app_env, tmp_path, spread, unit):
+    store = _fixture(app_env, tmp_path)
+    with store.cursor() as cur:  # spread the rows over the span: the oldest one that far back
+        cur.execute(f"UPDATE audit_log SET logged_at = logged_at - INTERVAL '{spread}' "
+                    "WHERE audit_id = (SELECT min(audit_id) FROM audit_log)")
+    at = run_page(PAGE)
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert f"per {unit}" in chart["layout"]["xaxis"]["title"]["text"]

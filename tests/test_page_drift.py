@@ -97,13 +97,20 @@ def test_report_charts_and_side_without_rows(app_env, tmp_path):
 
     expected = compare_sides(side("b1"), side("b2")).report
     table = at.dataframe[0].value
-    assert list(table["feature"]) == expected["feature"].to_list()
+    from core.analyses.drift import feature_name
+
+    assert list(table["feature"]) == [feature_name(f) for f in expected["feature"].to_list()]  # readable names
+    assert "Label by bo" in list(table["feature"]) and "label_by_bo" not in list(table["feature"])
+    # KS is for numeric features only: "—" for the categorical ones, never "None"
+    categorical = table[table["kind"] == "categorical"]
+    assert set(categorical["ks_statistic"]) == {"—"} and set(categorical["ks_pvalue"]) == {"—"}
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
     assert list(table["psi"]) == pytest.approx(expected["psi"].to_list())
     assert list(table["psi"]) == sorted(table["psi"], reverse=True)
     assert list(table["status"]) == expected["status"].to_list()
     by = dict(zip(table["feature"], table["status"]))
-    assert by["text_chars"] == "significant" and by["label"] == "significant"
-    assert by["predicted_label"] == "significant"   # round 1 predictions: refund -> cancel
+    assert by["Text length (characters)"] == "significant" and by["Label (majority)"] == "significant"
+    assert by["Predicted label"] == "significant"   # round 1 predictions: refund -> cancel
     assert metrics["Significant features"] == str(expected.filter(pl.col("status") == "significant").height)
     # prediction round 3 is common to both sides (one sample each) and the latest: used for both
     assert any("prediction round 3 on both sides" in t for t in texts(at.caption))
@@ -111,7 +118,7 @@ def test_report_charts_and_side_without_rows(app_env, tmp_path):
 
     charts = _charts(at)
     assert len(charts) == 3  # feature distribution, label bars, PSI across rounds
-    assert at.selectbox(key="drift_feature").value == table["feature"][0]  # the most shifted first
+    assert feature_name(at.selectbox(key="drift_feature").value) == table["feature"][0]  # the most shifted first
     bars = _bars(charts[1])
     assert bars["batch b1"]["refund"] == pytest.approx(9 / 12) and bars["batch b2"]["cancel"] == pytest.approx(9 / 12)
     trend = charts[2]
@@ -119,7 +126,11 @@ def test_report_charts_and_side_without_rows(app_env, tmp_path):
     assert bands[0] == (0.0, 0.1) and bands[1] == (0.1, 0.25) and bands[2][0] == 0.25
     lines = {s["y0"] for s in trend["layout"]["shapes"] if s["type"] == "line"}
     assert lines == {0.1, 0.25}
-    label_line = next(t for t in trend["data"] if t["name"] == "label")
+    # the bands are named in the legend, not written over the plot
+    assert not trend["layout"].get("annotations")
+    assert {t["name"] for t in trend["data"] if t.get("legendgroup") == "bands"} == {"moderate ≥ 0.1",
+                                                                                  "significant ≥ 0.25"}
+    label_line = next(t for t in trend["data"] if t["name"] == "Label (majority)")
     assert _arr(label_line["x"]) == ["round 1", "round 2"]  # round 3 has no samples: left out
     assert _arr(label_line["y"])[0] == pytest.approx(0.0, abs=1e-12)
 
@@ -174,3 +185,9 @@ def test_renders_on_demo(app_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Reference samples"] == "900" and metrics["Current samples"] == "600"
     assert at.dataframe[0].value.shape[0] > 5
+    at.radio(key="drift_labels").set_value("Predicted").run()
+    assert not at.exception
+    bars = _charts(at)[1]
+    # the current batch has no predictions: no (empty) legend entry for it, a caption instead
+    assert [t["name"] for t in bars["data"]] == ["batch r1"] and all(len(_arr(t["x"])) for t in bars["data"])
+    assert any("No predicted labels in batch current" in t for t in texts(at.caption))

@@ -34,7 +34,27 @@ def test_kpi_cards_show_real_counts(app_env, tmp_path):
     assert metrics["Samples"] == "6"
     assert metrics["Labeled"] == "6"
     assert metrics["Annotators"] == "2"
-    assert metrics["Rounds"] == "1"
+    assert metrics["Rounds (incl. current)"] == "1"
     assert metrics["To review"] == "2"
     frames = [df.value for df in at.dataframe]
-    assert any("queue.add" in set(f["action"]) for f in frames if "action" in f.columns)
+    activity = next(f for f in frames if "action" in f.columns)
+    assert "Queued for review" in set(activity["action"])  # readable, not "queue.add"
+    assert "Dataset created" in set(activity["action"])
+    assert at.get("plotly_chart")  # samples per batch: b1
+
+
+def test_no_batches_shows_a_note_and_labels_as_a_list(app_env, tmp_path):
+    from core.ingest import import_file
+    from core.store import open_store
+
+    rows = [{"id": f"c{i}", "text": f"hello {i}", "annotator": "alice", "label": "a"} for i in range(3)]
+    path = tmp_path / "nobatch.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    import_file(open_store(app_env), path, "nb", labels=["a", "b", "c"])
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("No batches" in t for t in texts(at.caption))
+    assert len(at.get("plotly_chart")) == 1  # annotations per label only, no "(none)" bar
+    activity = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    created = activity[activity["action"] == "Dataset created"].iloc[0]
+    assert created["new_value"] == "a, b, c"

@@ -198,7 +198,9 @@ def test_bulk_tab_lists_open_entries_with_current_labels(app_env, tmp_path):
     [editor] = at.data_editor
     table = editor.value
     assert list(table["sample_id"]) == ["a2", "a1"]
-    assert table["current_label"].isna().tolist() == [True, False] and table["current_label"][1] == "cancel"
+    assert list(table["current_label"]) == ["—", "cancel"]  # a tie has no current label: "—", never "None"
+    assert list(table["label"]) == ["", "cancel"]
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
     assert list(table["base_version"]) == [0, 0]
     _click(at, "Save changed rows")
     assert any("Nothing changed" in t for t in texts(at.info))
@@ -391,7 +393,7 @@ def test_a_claim_in_another_dataset_is_shown_with_switch_and_release(app_env, tm
     at.run()
     assert any("You hold 1 claim in dataset “ds”: a4" in t for t in texts(at.warning))
     assert "Sample a4" not in _all_text(at)
-    _click(at, "Switch to ds")
+    _click(at, "Switch")
     assert at.session_state["dataset_next"] == "ds"  # app.py's picker takes it on this rerun
     at.session_state["dataset"] = "ds"
     at.run()
@@ -520,3 +522,48 @@ def test_a_lead_marks_the_adjudicated_label_as_a_gold_question_and_a_reviewer_ca
     gold = store.gold_questions("ds")
     assert gold.select("sample_id", "gold_label", "source", "set_by").rows() == [("a1", "refund", "review", "alice")]
     assert store.audit_log(dataset="ds", action="gold.set")["actor"].to_list() == ["alice"]
+
+
+# ------------------------------------------------------------------ browser review follow-ups
+def test_a_tie_without_a_prediction_preselects_nothing_and_saves_nothing_unchosen(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    from core.ingest import import_file
+
+    import_file(store, _write(tmp_path / "tie.jsonl", [
+        {"id": "t1", "text": "cancel or refund?", "annotator": "alice", "label": "cancel"},
+        {"id": "t1", "text": "cancel or refund?", "annotator": "bo", "label": "refund"}]), "ds")
+    store.enqueue("ds", ["t1"], "disagreement", "lead")
+    at = run_page(PAGE, session={"user_name": "rita"})
+    _click(at, "Claim next")
+    assert "Sample t1" in _all_text(at) and any("No model prediction" in t for t in texts(at.caption))
+    eid = int(store.queue("ds", status=["claimed"])["entry_id"][0])
+    assert at.selectbox(key=f"review_label_{eid}").value is None  # no majority, no prediction: nothing chosen
+    assert all(_button(at, lab).proto.type != "primary" for lab in LABELS)
+    _click(at, "Save and next")  # Enter without a choice
+    assert any("Pick a label first" in t for t in texts(at.warning))
+    assert store.reviews("ds").height == 0
+    assert store.queue("ds", status=["claimed"])["sample_id"].to_list() == ["t1"]
+    _click(at, "other")  # the key 3
+    _click(at, "Save and next")
+    assert store.reviews("ds", "t1")["new_label"].to_list() == ["other"]
+
+
+def test_bulk_reason_starts_on_open_entries_with_counts_and_says_when_nothing_is_claimed(app_env, tmp_path):
+    store = _fixture(app_env, tmp_path)
+    store.enqueue("ds", ["a4", "a5"], "label_issue", "lead", priority=[2, 1])
+    at = _open_tab(run_page(PAGE, session={"user_name": "rita"}), "Bulk review")
+    picker = at.selectbox(key="bulk_reason")
+    assert picker.value == "label_issue"  # the one reason with open entries, not "Low model confidence"
+    assert "Suspected label error (2 open)" in picker.options
+    assert "All reasons (2 open)" in picker.options
+    assert "Low model confidence (0 open)" in picker.options
+    picker.set_value("low_confidence").run()
+    _click(at, "Claim rows")
+    assert any("No open entries for “Low model confidence”" in t for t in texts(at.info))
+    assert store.queue("ds", status=["claimed"]).height == 0
+    at.selectbox(key="bulk_reason").set_value(None).run()  # all reasons
+    _click(at, "Claim rows")
+    assert any("Claimed 2 entries for “All reasons”" in t for t in texts(at.success))
+    assert list(at.data_editor[0].value["sample_id"]) == ["a4", "a5"]
+    _click(at, "Claim rows")
+    assert any("No more open entries for “All reasons”: you hold 2" in t for t in texts(at.info))

@@ -67,7 +67,9 @@ def test_margin_picks_table_queue_and_downloads(app_env, tmp_path):
     picks = at.dataframe[0].value
     # unlabeled pool = s06..s23; the least certain first
     assert list(picks["sample_id"]) == ["s06", "s07", "s08"]
-    assert list(picks["reason"])[0].startswith("margin 0.")
+    # the real margin: s06 is predicted at 0.52 against 0.24 for the next label
+    assert next(iter(picks["reason"])) == "margin 0.28 between the top two labels"
+    assert round(float(picks["confidence"][0]), 2) == 0.52
     assert list(picks["rank"]) == [1, 2, 3]
     assert len(at.get("plotly_chart")) == 1
     assert len(at.get("download_button")) == 2
@@ -129,7 +131,7 @@ def test_k_center_on_a_chinese_pool_shows_model_reasons_and_map(app_env, tmp_pat
     _select(at)
     picks = at.dataframe[0].value
     assert len(picks) == 5 and picks["sample_id"].is_unique
-    assert list(picks["reason"])[0].startswith("k-center pick #1")
+    assert next(iter(picks["reason"])).startswith("k-center pick #1")
     assert list(picks["reason"])[1].startswith("k-center pick #2 (distance ")
     assert any("PCA of the text embeddings" in t for t in texts(at.caption))
     # the map's projection can change without a new selection
@@ -151,7 +153,7 @@ def test_hybrid_in_a_batch_and_choices_are_remembered(app_env, tmp_path):
     picks = at.dataframe[0].value
     # batch b2 = s12..s29; last round of the adaptive schedule = the 4 most uncertain
     assert sorted(picks["sample_id"]) == ["s12", "s13", "s14", "s15"]
-    assert "round 10/10" in list(picks["reason"])[0]
+    assert "round 10/10" in next(iter(picks["reason"]))
 
     at.switch_page("pages/overview.py").run()
     assert not at.exception
@@ -242,3 +244,18 @@ def test_pick_texts_are_masked(app_env, tmp_path, monkeypatch):
     _select(at)
     table = at.dataframe[0].value
     assert "请回电 ***5678 谢谢" in list(table["sample_text"]) and "13812345678" not in table.to_csv()
+
+
+def test_default_budget_fits_a_small_pool_and_a_typed_budget_is_kept(app_env, tmp_path):
+    _load(app_env, tmp_path, _rows(n=11, labeled=6))  # 5 unlabeled samples
+    at = _open()
+    assert at.number_input(key="sel_k").value == 5  # not 50: Select works on arrival
+    assert not _button(at, "sel_run").disabled and not at.warning
+    assert [c.label for c in at.checkbox][:2] == ["Exclude reviewed samples", "Exclude queued samples"]
+    _select(at)
+    assert at.dataframe[0].value.shape[0] == 5
+    at.selectbox(key="sel_pool").set_value("all").run()  # 11 samples: the default follows the pool
+    assert at.number_input(key="sel_k").value == 11
+    at.number_input(key="sel_k").set_value(3).run()
+    at.selectbox(key="sel_pool").set_value("unlabeled").run()
+    assert at.number_input(key="sel_k").value == 3  # typed by the user: kept

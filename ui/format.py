@@ -134,3 +134,39 @@ def band_color(value: float) -> str:
     if value >= AGREEMENT_RETRAIN:
         return "orange"
     return "red"
+
+
+#: Audit-log actions as people read them (the raw value stays the filter's and the CSV's).
+ACTION_NAMES = {
+    "import": "Import", "dataset.create": "Dataset created", "dataset.labels": "Labels changed",
+    "dataset.setting": "Setting changed", "sample.exclude": "Sample excluded", "sample.include": "Sample included",
+    "review.save": "Review saved", "review.undo": "Review undone", "gold.set": "Gold question set",
+    "gold.clear": "Gold question cleared", "queue.add": "Queued for review", "queue.open": "Claim released",
+    "queue.reopen": "Entry reopened", "queue.done": "Queue entry closed", "queue.skipped": "Queue entry skipped",
+    "queue.claimed": "Queue entry claimed", "metrics.import": "Metrics imported", "pii.reveal": "Personal data shown",
+    "auth.lockout": "Sign-in locked",
+}
+
+
+def action_name(action: Any) -> str:
+    """A readable name of an audit action (``gold.set`` -> ``Gold question set``; an unknown one spelled out)."""
+    if action is None:
+        return MISSING
+    text = str(action)
+    if text in ACTION_NAMES:
+        return ACTION_NAMES[text]
+    words = text.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else text
+
+
+def audit_value(value: Any) -> Any:
+    """An audit value as people read it: a JSON list (a dataset's labels) as ``a, b, c``; anything else as is."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return value
+    import json
+
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return value
+    return ", ".join(MISSING if v is None else str(v) for v in items) if isinstance(items, list) else value

@@ -59,6 +59,26 @@ class DriftView:
     cur_texts: list | None = None
 
 
+_FEATURE_NAMES = {"label": "Label (majority)", "predicted_label": "Predicted label",
+                  "pred_confidence": "Prediction confidence"}
+
+
+def feature_name(feature: str) -> str:
+    """A drift feature as people read it: ``instruction_tokens`` -> ``Instruction length (tokens)``,
+    ``label_by_bo`` -> ``Label by bo`` (the annotator's name as it is), ``label`` -> ``Label (majority)``."""
+    feature = str(feature)
+    if feature in _FEATURE_NAMES:
+        return _FEATURE_NAMES[feature]
+    if feature.startswith("label_by_"):
+        return f"Label by {feature[len('label_by_'):]}"
+    for suffix, unit in (("_chars", "characters"), ("_tokens", "tokens")):
+        if feature.endswith(suffix) and len(feature) > len(suffix):
+            field = feature[: -len(suffix)].replace("_", " ")
+            return f"{field[:1].upper()}{field[1:]} length ({unit})"
+    words = feature.replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else feature
+
+
 def parse_selection(label: str) -> Selection:
     """``"batch r1"`` / ``"round 3"`` as a :class:`Selection` (ValueError naming what was expected)."""
     kind, _, value = str(label).partition(" ")
