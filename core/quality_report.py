@@ -45,6 +45,7 @@ of a duplicate makes the finding disappear.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -80,13 +81,14 @@ from core.checks.label_errors import (
     prediction_round,
 )
 from core.checks.near_duplicates import (
+    _NEAR_MEMBER_SCHEMA,
     _NEAR_PAIR_SCHEMA,
     diff_segments,
     near_duplicate_report,
 )
 from core.checks.pii import pii_report
 from core.export import gold_frame
-from core.quality import clean_text, mask_pii
+from core.quality import clean_text, groups_from_pairs, mask_pii
 from core.store import Store
 from core.vocab import TEXT_FIELDS
 
@@ -112,6 +114,7 @@ __all__ = [
     "label_error_priorities",
     "label_error_report",
     "near_duplicate_report",
+    "near_duplicates_at",
     "pii_report",
     "prediction_round",
     "report_to_dict",
@@ -280,6 +283,52 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
         n_labeled=gold.height,
         prediction_round=prediction_round(store, dataset),
     )
+
+
+def near_duplicates_at(report: QualityReport, threshold: float) -> QualityReport:
+    """A copy of ``report`` whose near duplicates are those at Jaccard >= ``threshold``, derived from its stored
+    pairs without running the check again (cheap: a filter and a union-find over the pairs).
+
+    Exact for every ``threshold`` at or above the one the report was computed with (each stored pair carries
+    its exact Jaccard); a lower one needs the check run again (ValueError). Clusters are renumbered, members
+    and pairs ordered as :func:`core.checks.near_duplicates.near_duplicate_report` orders them.
+    """
+    threshold = float(threshold)
+    if threshold < report.threshold - 1e-12:
+        raise ValueError(f"threshold {threshold:g} is below the report's {report.threshold:g}: run the "
+                         "near-duplicate check again at that threshold")
+    if abs(threshold - report.threshold) < 1e-12 or "near_duplicates" not in report.results:
+        return report
+    pairs = report.near_duplicate_pairs.filter(pl.col("jaccard") >= threshold)
+    position = {sid: i for i, sid in enumerate(report.sample_ids)}
+    a = [position[s] for s in pairs["sample_id_a"].to_list()]
+    b = [position[s] for s in pairs["sample_id_b"].to_list()]
+    jaccard = pairs["jaccard"].to_list()
+    texts: dict[int, str] = {}
+    for i, j, ta, tb in zip(a, b, pairs["text_a"].to_list(), pairs["text_b"].to_list()):
+        texts.setdefault(i, ta)
+        texts.setdefault(j, tb)
+    clusters = groups_from_pairs(zip(a, b))
+    cluster_of = {i: c for c, members in enumerate(clusters, start=1) for i in members}
+    best: dict[int, float] = {}
+    for i, j, v in zip(a, b, jaccard):
+        best[i], best[j] = max(best.get(i, 0.0), v), max(best.get(j, 0.0), v)
+    ids = report.sample_ids
+    members = pl.DataFrame(
+        {"cluster": [c for c, m in enumerate(clusters, start=1) for _ in m],
+         "sample_id": [ids[i] for m in clusters for i in m],
+         "cluster_size": [len(m) for m in clusters for _ in m],
+         "first": [i == m[0] for m in clusters for i in m],
+         "max_jaccard": [best[i] for m in clusters for i in m],
+         "text": [preview(texts[i]) for m in clusters for i in m]},
+        schema=_NEAR_MEMBER_SCHEMA)
+    pair_frame = (pairs.with_columns(pl.Series("cluster", [cluster_of[i] for i in a], dtype=pl.Int64))
+                  .select(list(_NEAR_PAIR_SCHEMA))
+                  .sort(["cluster", "jaccard", "sample_id_a", "sample_id_b"], descending=[False, True, False, False]))
+    n_clusters = len(clusters)
+    detail = f"{n_clusters} clusters, {members.height} samples, Jaccard ≥ {threshold:g}" if n_clusters else ""
+    result = CheckResult(members, members.height - n_clusters, detail, extra={"pairs": pair_frame})
+    return dataclasses.replace(report, threshold=threshold, results={**report.results, "near_duplicates": result})
 
 
 def format_summary(report: QualityReport) -> str:

@@ -23,6 +23,7 @@ from ui.cache import data_key
 from ui.errors import shown_errors
 from ui.format import safe_filename
 from ui.format import table as table_view
+from ui.jobs import job_result
 from ui.session import (
     can,
     current_user,
@@ -38,11 +39,6 @@ MAX_ROWS_SHOWN = 500  # compared samples drawn in the table; the CSV holds all o
 st.title("Annotators")
 dataset = require_dataset()
 data_id = data_key(dataset)
-
-
-@st.cache_data(ttl=300, show_spinner="Scoring annotators…", max_entries=8)
-def compute(data_id: tuple) -> analysis.AnnotatorsView:
-    return analysis.annotators_view(get_store(), data_id[1])
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=16)
@@ -62,8 +58,10 @@ def _interval(low: float | None, high: float | None) -> str:
     return "—" if _fmt(low) == "—" else f"{_fmt(low)} – {_fmt(high)}"
 
 
-with shown_errors(stop=True):
-    view = compute(data_id)
+# computed by the "annotators" job (core.jobs), stored, and recomputed in the background when the data changes
+view: analysis.AnnotatorsView | None = job_result(dataset, "annotators", key="annotators_job")
+if view is None:
+    st.stop()
 
 notice = st.session_state.pop("annotators_notice", None)
 if notice:
@@ -75,8 +73,11 @@ if not view.annotators:
 
 st.caption(
     f"**{dataset}** · {view.n_samples:,} labeled samples · {len(view.annotators)} annotators · gold labels by "
-    f"**{NAMES[view.method]}** (a review, then a gold question, come first). The guideline: quality below "
-    f"{RETRAIN:g} → retrain.")
+    f"**{NAMES[view.method]}** (a review, then a gold question, come first). The guideline: below "
+    f"{RETRAIN:g} → retrain. An annotator is flagged when any of these holds: their {NAMES[view.method]} quality, "
+    f"their kappa against the other annotators' majority (the Agreement page's flag) or against the consensus "
+    f"is below {RETRAIN:g}, or their gold-question accuracy is below the gold threshold; **Why flagged** says "
+    "which.")
 for note in view.notes.values():
     st.caption(note)
 
@@ -134,38 +135,44 @@ shown = table.with_columns(
 columns = ["annotator", "flagged", "n_items", "majority", "majority_ci", "dawid_skene"]
 if "crowdlab" in view.methods:
     columns.append("crowdlab")
-columns += ["n_gold", "gold_accuracy", "gold_accuracy_ci", "gold_kappa", "gold_kappa_ci", "kappa_vs_consensus",
-            "worst_class", "why"]
+columns += ["kappa_vs_majority", "kappa_vs_consensus", "n_gold", "gold_accuracy", "gold_accuracy_ci", "gold_kappa",
+            "gold_kappa_ci", "worst_class", "why"]
 table_view(
     shown.select(columns),
     column_config={
         "annotator": st.column_config.TextColumn("Annotator"),
-        "flagged": st.column_config.CheckboxColumn(f"Below {RETRAIN:g}", help="A quality below the retrain line "
-                                                   "(gold accuracy: below the dataset's gold threshold)"),
+        "flagged": st.column_config.CheckboxColumn(
+            "Flagged", help=f"{NAMES[view.method]} quality, kappa against the others' majority or against the "
+                            f"consensus below {RETRAIN:g}, or gold accuracy below the gold threshold"),
         "n_items": st.column_config.NumberColumn("Items labeled", format="%d"),
-        "majority": st.column_config.NumberColumn(
-            "Majority agreement", format="%.3f",
-            help="Share of their labels equal to the strict majority, on samples with two or more ratings and "
-                 "no tie (their own vote counts)"),
+        # score columns are text ("—" when undefined, never "None"); the table formatter rounds them
+        "majority": st.column_config.TextColumn(
+            "Majority agreement",
+            help="Share of their labels equal to the strict majority of the other annotators (their own vote left "
+                 "out, as on the Agreement page), on the samples where the others have one"),
         "majority_ci": st.column_config.TextColumn(
             "95% interval", help=f"Percentile bootstrap over {view.n_boot} resamples of the items compared"),
-        "dawid_skene": st.column_config.NumberColumn(
-            "Dawid-Skene", format="%.3f",
+        "dawid_skene": st.column_config.TextColumn(
+            "Dawid-Skene",
             help="Mean of the diagonal of their estimated confusion matrix (their mean per-class accuracy). "
                  "No interval: a bootstrap would refit the model hundreds of times."),
-        "crowdlab": st.column_config.NumberColumn(
-            "CROWDLAB", format="%.3f", help="cleanlab's annotator quality (weighs the model's probabilities); "
+        "crowdlab": st.column_config.TextColumn(
+            "CROWDLAB", help="cleanlab's annotator quality (weighs the model's probabilities); "
                                             "no interval"),
         "n_gold": st.column_config.NumberColumn("Gold items", format="%d", help="Gold questions they labeled"),
-        "gold_accuracy": st.column_config.NumberColumn("Gold accuracy", format="%.3f"),
+        "gold_accuracy": st.column_config.TextColumn("Gold accuracy", help="Share of their gold questions right "
+                                                     "(— without gold questions)"),
         "gold_accuracy_ci": st.column_config.TextColumn(
             "95% interval ", help=f"Percentile bootstrap over {view.n_boot} resamples of their gold items"),
-        "gold_kappa": st.column_config.NumberColumn("Kappa on gold", format="%.3f",
-                                                    help="Cohen's kappa against the gold questions' labels"),
+        "gold_kappa": st.column_config.TextColumn("Kappa on gold",
+                                                  help="Cohen's kappa against the gold questions' labels"),
         "gold_kappa_ci": st.column_config.TextColumn(
             "95% interval  ", help=f"Percentile bootstrap over {view.n_boot} resamples of their gold items"),
-        "kappa_vs_consensus": st.column_config.NumberColumn(
-            "Kappa vs consensus", format="%.3f",
+        "kappa_vs_majority": st.column_config.TextColumn(
+            "Kappa vs majority", help="Cohen's kappa against the other annotators' majority (their own vote left "
+                                      "out): the Agreement page's retrain flag"),
+        "kappa_vs_consensus": st.column_config.TextColumn(
+            "Kappa vs consensus",
             help=f"Cohen's kappa against the current gold labels ({NAMES[view.method]}; their own vote counts)"),
         "worst_class": st.column_config.TextColumn(
             "Worst confused class", help=f"The gold class they get wrong most often (≥ {analysis.MIN_CLASS_ITEMS} "

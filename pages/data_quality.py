@@ -3,7 +3,9 @@
 A card per check, a tab per check with the offending samples (matched spans shown as
 before / match / after), near duplicates side by side, sending selected samples to the review
 queue or excluding them from export, and a cleaned, PII-masked JSONL export. All checks live in
-:mod:`core.quality_report`; this page only draws them.
+:mod:`core.quality_report`; this page only draws them. The report is the stored result of the
+``quality`` job (and suspected label errors of the ``label_errors`` job, on request), read through
+:mod:`ui.jobs`: computed in the background when the data changed, never inside a page run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from core.checks.base import SEVERITIES
 from core.checks.contamination import NOT_RUN, read_eval_texts
 from core.checks.pii import pii_findings
 from core.checks.refusal import refusal_patterns, set_refusal_patterns
+from core.jobs.quality import DEFAULT_THRESHOLD
 from core.quality_report import (
     CHECKS,
     LabelErrorResult,
@@ -30,7 +33,7 @@ from core.quality_report import (
     exclude_samples,
     filter_findings,
     label_error_priorities,
-    label_error_report,
+    near_duplicates_at,
     report_to_dict,
     run_report,
     send_to_review,
@@ -39,6 +42,8 @@ from core.roles import Action
 from core.vocab import reason_name
 from ui.cache import data_key
 from ui.errors import show_store_error, shown_errors
+from ui.format import table as table_view
+from ui.jobs import job_result, job_stored, peek, submit
 from ui.privacy import reveal_toggle
 from ui.session import (
     can,
@@ -50,7 +55,11 @@ from ui.session import (
 
 MAX_ROWS = 5000  # rows drawn per table; the JSON report holds all of them
 MAX_PAIRS = 1000  # near-duplicate pairs offered for the side-by-side view
-CARDS_PER_ROW = 7
+CARDS_PER_ROW = 5  # more and the card titles and their "… of the dataset" lines are clipped
+#: Finding kinds spelled for people (others: underscores become spaces).
+KIND_NAMES = {"cn_id": "Chinese ID number", "bank_card": "bank card", "ipv4": "IPv4 address",
+              "ipv6": "IPv6 address", "url": "URL", "html_tag": "HTML tag", "html_entity": "HTML entity",
+              "control_char": "control character", "fullwidth_form": "full-width form"}
 NO_LABEL = "(no gold label)"
 HELP = {c.name: c.help for c in check_registry.ordered()}
 #: Checks drawn by a tab of their own below; every other registered check gets the generic table.
@@ -65,27 +74,53 @@ writer = may_send or may_exclude
 store = get_store()
 
 
-@st.cache_data(ttl=300, show_spinner="Running the quality checks…", max_entries=8)
-def load_report(key: tuple, include_excluded: bool, threshold: float):
-    name = key[1]
-    return run_report(get_store(), name, include_excluded=include_excluded, threshold=threshold)
+@st.cache_resource(show_spinner="Masking personal data…", max_entries=8)
+def masked_report(stored_key: tuple, _report):
+    """The stored report with personal data masked (shared by the sessions: never changed in place);
+    ``stored_key`` names the stored result (dataset, parameters, version, when it was computed)."""
+    return privacy.mask_report(_report)
 
 
-@st.cache_data(ttl=300, show_spinner="Masking personal data…", max_entries=8)
-def load_masked_report(key: tuple, include_excluded: bool, threshold: float):
-    return privacy.mask_report(load_report(key, include_excluded, threshold))
+@st.cache_resource(show_spinner=False, max_entries=8)
+def masked_check(stored_key: tuple, _result):
+    """A stored check result (near duplicates at another threshold) with personal data masked."""
+    return replace(_result, frame=privacy.mask_frame(_result.frame),
+                   extra={k: privacy.mask_frame(v) if isinstance(v, pl.DataFrame) else v
+                          for k, v in _result.extra.items()})
 
 
-def shown_report(key: tuple, include_excluded: bool, threshold: float, reveal):
-    """The report as this session may see and download it: personal data masked in every table unless a
-    lead turned "Show personal data" on (then the personal-data findings are the raw ones)."""
-    if reveal is None:
-        return load_masked_report(key, include_excluded, threshold)
-    report = load_report(key, include_excluded, threshold)
-    if "pii" in report.results:
-        raw = pii_findings(get_store(), key[1], reveal, include_excluded=include_excluded)
+@st.cache_resource(show_spinner=False, max_entries=16)
+def at_threshold(stored_key: tuple, masked: bool, threshold: float, _report):
+    """The report's near duplicates at a threshold at or above the stored one, from its stored pairs."""
+    return near_duplicates_at(_report, threshold)
+
+
+@st.cache_data(ttl=300, show_spinner="Reading the personal data…", max_entries=4)
+def raw_pii(key: tuple, include_excluded: bool, _reveal):
+    return pii_findings(get_store(), key[1], _reveal, include_excluded=include_excluded)
+
+
+def shown_report(stored, include_excluded: bool, threshold: float, reveal):
+    """The stored report as this session may see and download it (a copy this run may change): personal data
+    masked in every table unless a lead turned "Show personal data" on (then the personal-data findings are
+    the raw ones), near duplicates at ``threshold`` when it is at or above the stored report's."""
+    key = (stored.dataset, str(sorted(stored.params.items())), stored.data_version, str(stored.computed_at))
+    report = stored.value if reveal is not None else masked_report(key, stored.value)
+    if threshold >= report.threshold:
+        report = at_threshold(key, reveal is None, float(threshold), report)
+    report = replace(report, results=dict(report.results))
+    if reveal is not None and "pii" in report.results:
+        raw = raw_pii(data_key(dataset), include_excluded, reveal)
         report.results["pii"] = replace(report.results["pii"], frame=raw)
     return report
+
+
+def readable_kinds(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``kind`` values spelled for people (``cn_id`` → ``Chinese ID number``)."""
+    if "kind" not in frame.columns or frame.height == 0:
+        return frame
+    names = {k: KIND_NAMES.get(k, k.replace("_", " ")) for k in frame["kind"].drop_nulls().unique().to_list()}
+    return frame.with_columns(pl.col("kind").replace_strict(names, default=None, return_dtype=pl.Utf8))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -122,8 +157,8 @@ def selected_rows(check: str, frame: pl.DataFrame, columns: list[str], config: d
     shown = frame.head(MAX_ROWS)
     if frame.height > MAX_ROWS:
         st.caption(f"Showing the first {MAX_ROWS:,} of {frame.height:,} rows; the JSON report below holds all.")
-    event = st.dataframe(shown.select(columns), key=f"dq_table_{check}", on_select="rerun",
-                         selection_mode="multi-row", hide_index=True, width="stretch", column_config=config)
+    event = table_view(readable_kinds(shown.select(columns)), config, key=f"dq_table_{check}", on_select="rerun",
+                       selection_mode="multi-row")
     rows = list(event.selection.rows) if event is not None and hasattr(event, "selection") else []
     ids = shown["sample_id"].to_list()
     return [ids[i] for i in rows if 0 <= i < len(ids)]
@@ -184,14 +219,13 @@ message = st.session_state.pop("dq_flash", None)
 if message:
     st.success(message)
 
-left, mid, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-threshold = left.slider("Near-duplicate threshold (Jaccard)", 0.5, 1.0, 0.8, 0.05, key="dq_threshold",
-                        help="Character 3-gram Jaccard similarity from which two samples are near duplicates.")
+left, mid = st.columns(2, vertical_alignment="bottom")
+threshold = left.slider("Near-duplicate threshold (Jaccard)", 0.5, 1.0, DEFAULT_THRESHOLD, 0.05, key="dq_threshold",
+                        help="Character 3-gram Jaccard similarity from which two samples are near duplicates. "
+                             f"From {DEFAULT_THRESHOLD:g} up it filters the stored pairs at once; below, the "
+                             "near-duplicate check runs again in the background.")
 include_excluded = mid.toggle("Include samples excluded from export", key="dq_include_excluded")
 decision = reveal_toggle(dataset, "data quality page", "dq_reveal", mid)  # a lead's, audited; else masked
-if right.button("Refresh", help="Run the checks again (e.g. after a command-line import)"):
-    st.cache_data.clear()
-    st.rerun()
 
 with st.expander("Evaluation set for the contamination check", icon=":material/quiz:"):
     upload = st.file_uploader("Evaluation questions (JSON lines, JSON array, CSV / TSV or Parquet)",
@@ -208,16 +242,36 @@ with st.expander("Evaluation set for the contamination check", icon=":material/q
     else:
         st.caption("Without an evaluation set the contamination check is not run.")
 
+# computed by the "quality" job (core.jobs), stored, and recomputed in the background when the data changes
+stored_report = job_stored(dataset, "quality", {"include_excluded": include_excluded}, key="dq_job")
+if stored_report is None:
+    st.stop()
 with shown_errors(stop=True):
-    report = shown_report(data_key(dataset), include_excluded, float(threshold), decision)
+    report = shown_report(stored_report, include_excluded, float(threshold), decision)
+if float(threshold) < report.threshold:  # below the stored pairs' threshold: the one check, as a job of its own
+    near = job_stored(dataset, "near_duplicates", {"threshold": float(threshold), "include_excluded": include_excluded},
+                      key="dq_near_job", quiet=True)
+    if near is not None:
+        report.results["near_duplicates"] = near.value if decision is not None else masked_check(
+            (dataset, str(sorted(near.params.items())), near.data_version, str(near.computed_at)), near.value)
+        report.threshold = float(threshold)
 
 if report.n_samples == 0:
     st.info(f"**{dataset}** has no samples to check" + ("" if include_excluded else " (excluded samples are skipped)")
             + ". Import a file on the **Import** page.")
     st.stop()
 
-label_key = (dataset, include_excluded)
-stored: LabelErrorResult | None = st.session_state.get("dq_label_errors", {}).get(label_key)
+# suspected label errors: the "label_errors" job, run on request (it may embed every text) and stored, so
+# they survive a reload and every lead sees them; the method radio below picks which stored result is shown
+label_methods = ["model", "embeddings"] if report.prediction_round is not None else ["embeddings"]
+if st.session_state.get("dq_label_method") not in label_methods:
+    st.session_state.pop("dq_label_method", None)
+label_method = st.session_state.get("dq_label_method", label_methods[0])
+label_params = {"method": label_method, "include_excluded": include_excluded}
+stored: LabelErrorResult | None = None
+if report.n_labeled:
+    found = peek(dataset, "label_errors", label_params)
+    stored = found.value if found is not None else None
 if stored is not None and decision is None:
     stored = replace(stored, frame=privacy.mask_frame(stored.frame))
 if stored is not None and stored.computed:
@@ -276,14 +330,16 @@ tab = dict(zip(CHECKS, tabs))
 
 with tab["exact_duplicates"]:
     frame = report.exact_duplicates
-    st.caption(HELP["exact_duplicates"] + " `first` marks the copy to keep; `identical` is false when the copies "
+    st.caption(HELP["exact_duplicates"] + " **Keep** marks the copy to keep; **Identical** is unticked when the copies "
                                           "differ in case or whitespace only.")
     if frame.height == 0:
         st.success("No exact duplicates.")
     else:
         ids = selected_rows("exact_duplicates", frame,
                             ["group", "sample_id", "group_size", "first", "identical", "similarity", "text"],
-                            {"similarity": st.column_config.NumberColumn("similarity", format="%.2f")})
+                            {"similarity": st.column_config.NumberColumn("Similarity", format="%.2f"),
+                             "first": st.column_config.CheckboxColumn("Keep", help="The copy to keep"),
+                             "text": st.column_config.TextColumn("Text", width="large")})
         actions("exact_duplicates", frame, ids, suggest=frame.filter(~pl.col("first"))["sample_id"].to_list(),
                 suggest_label="Select the later copies")
 
@@ -295,9 +351,11 @@ with tab["near_duplicates"]:
     else:
         ids = selected_rows("near_duplicates", frame,
                             ["cluster", "sample_id", "cluster_size", "first", "max_jaccard", "text"],
-                            {"max_jaccard": st.column_config.NumberColumn("max Jaccard", format="%.3f")})
+                            {"max_jaccard": st.column_config.NumberColumn("Max Jaccard", format="%.3f"),
+                             "first": st.column_config.CheckboxColumn("Keep", help="The first sample of the cluster"),
+                             "text": st.column_config.TextColumn("Text", width="large")})
         actions("near_duplicates", frame, ids, suggest=frame.filter(~pl.col("first"))["sample_id"].to_list(),
-                suggest_label="Select all but the first of each cluster")
+                suggest_label="Select later copies")
         st.markdown("**Side by side**")
         shown = pairs.head(MAX_PAIRS)
         labels = [f"cluster {c}: {a} ↔ {b} · Jaccard {j:.3f}"
@@ -322,8 +380,9 @@ with tab["completeness"]:
         st.success("No completeness issues.")
     else:
         kinds = frame.group_by("kind").len().sort("len", descending=True)
-        st.caption(" · ".join(f"{k}: {n}" for k, n in kinds.iter_rows()))
-        ids = selected_rows("completeness", frame, ["sample_id", "field", "kind", "detail", "value"])
+        st.caption(" · ".join(f"{KIND_NAMES.get(k, k.replace('_', ' '))}: {n}" for k, n in kinds.iter_rows()))
+        ids = selected_rows("completeness", frame, ["sample_id", "kind", "field", "detail", "value"],
+                            {"detail": st.column_config.TextColumn("Detail", width="large")})
         actions("completeness", frame, ids)
 
 
@@ -334,14 +393,14 @@ def span_tab(check: str, frame: pl.DataFrame, fixed: str, fixed_title: str, none
         return
     kinds = frame.group_by("kind").agg(pl.col("sample_id").n_unique().alias("samples")).sort("samples",
                                                                                                descending=True)
-    st.caption(" · ".join(f"{k}: {n} samples" for k, n in kinds.iter_rows()))
-    ids = selected_rows(check, frame, ["sample_id", "field", "kind", "before", "match", "after", fixed],
-                        {"match": st.column_config.TextColumn("match", help="The matched span"),
+    st.caption(" · ".join(f"{KIND_NAMES.get(k, k.replace('_', ' '))}: {n} samples" for k, n in kinds.iter_rows()))
+    ids = selected_rows(check, frame, ["sample_id", "kind", "field", "before", "match", "after", fixed],
+                        {"match": st.column_config.TextColumn("Match", help="The matched span"),
                          fixed: st.column_config.TextColumn(fixed_title, width="large")})
     actions(check, frame, ids)
     shown = frame.head(MAX_PAIRS)
-    labels = [f"{s} · {f} · {k}: {m[:40]}" for s, f, k, m in shown.select("sample_id", "field", "kind",
-                                                                          "match").iter_rows()]
+    labels = [f"{s} · {f} · {KIND_NAMES.get(k, k.replace('_', ' '))}: {m[:40]}"
+              for s, f, k, m in shown.select("sample_id", "field", "kind", "match").iter_rows()]
     choice = st.selectbox("Show a finding", range(shown.height), format_func=labels.__getitem__,
                           key=f"dq_show_{check}")
     row = shown.row(choice or 0, named=True)
@@ -363,7 +422,7 @@ with tab["label_errors"]:
                 + ": the label-error check needs gold labels (annotations or reviews). Import annotations with a "
                   "`label` column on the **Import** page.")
     else:
-        methods = ["model", "embeddings"] if report.prediction_round is not None else ["embeddings"]
+        methods = label_methods
         method_names = {"model": f"Model probabilities (round {report.prediction_round})",
                         "embeddings": "Cross-validated embeddings (logistic regression, 5 folds)"}
         method = st.radio("Probabilities from", methods, format_func=method_names.get, horizontal=True,
@@ -376,17 +435,12 @@ with tab["label_errors"]:
             st.caption("Embeds the texts (first time only: vectors are cached in the store), then trains a "
                        "logistic regression per fold, so every probability is out of fold." +
                        ("" if report.prediction_round is not None else " No model predictions in this dataset."))
-        if st.button("Find suspected label errors", type="primary", key="dq_label_run"):
-            bar = st.progress(0.0, text="Starting…")
-            try:
-                result = label_error_report(
-                    store, dataset, store.samples(dataset, include_excluded=include_excluded), method=method,
-                    progress=lambda stage, f: bar.progress(min(max(f, 0.0), 1.0), text=stage))
-            except Exception as exc:
-                bar.empty()
-                show_store_error(exc)
-                st.stop()
-            st.session_state.setdefault("dq_label_errors", {})[label_key] = result
+        # the stored result, when and on which version it was computed (a stale one is marked), the progress
+        job_result(dataset, "label_errors", {**label_params, "method": method}, key="dq_label_info", start=False)
+        if st.button("Find suspected label errors" if stored is None else "Find them again", type="primary",
+                     key="dq_label_run", help="Runs in the background; the result is stored for everyone."):
+            with shown_errors(stop=True):
+                submit(dataset, "label_errors", {**label_params, "method": method})
             st.rerun()
         if stored is not None and not stored.computed:
             st.warning(f"Not computed: {stored.note}.")
@@ -400,7 +454,8 @@ with tab["label_errors"]:
                 ids = selected_rows("label_errors", frame, ["sample_id", "given_label", "suggested_label",
                                                             "self_confidence", "label_source", "text"],
                                     {"self_confidence": st.column_config.ProgressColumn(
-                                        "self-confidence", min_value=0.0, max_value=1.0, format="%.3f")})
+                                        "Self-confidence", min_value=0.0, max_value=1.0, format="%.3f"),
+                                     "text": st.column_config.TextColumn("Text", width="large")})
                 actions("label_errors", frame, ids, priorities=label_error_priorities(frame))
 
 # -- export -----------------------------------------------------------------------------------------
@@ -474,11 +529,14 @@ def findings_tab(check: str) -> None:
     if shown.height == 0:
         st.info("No findings match the severity and label filters.")
         return
-    columns = ["sample_id", "label", "severity", "kind", "field", "excerpt", "message"]
-    columns += [c for c in shown.columns if c not in columns and c not in HIDDEN]
+    # the message first after the id: it says what is wrong; the long excerpt goes last
+    columns = ["sample_id", "message", "severity", "kind", "label", "field"]
+    columns += [c for c in shown.columns if c not in columns and c not in HIDDEN and c != "excerpt"]
+    columns.append("excerpt")
     ids = selected_rows(check, shown, columns, {
-        "excerpt": st.column_config.TextColumn("text (span «marked»)", width="large"),
-        "message": st.column_config.TextColumn("message", width="medium")})
+        "sample_id": st.column_config.TextColumn("Sample", width="small"),
+        "message": st.column_config.TextColumn("Message", width="large"),
+        "excerpt": st.column_config.TextColumn("Text (span «marked»)", width="large")})
     actions(check, shown, ids)
     head = shown.head(MAX_PAIRS)
     labels = [f"{s} · {k} · {(m or '')[:60]}" for s, k, m in head.select("sample_id", "kind", "message").iter_rows()]

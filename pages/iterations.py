@@ -1,12 +1,12 @@
 """Iterations: model quality per labeling round against labeled volume, lagging classes, stop signal."""
 
+import math
 import re
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from core.analyses.iterations import iterations_view
 from core.metrics import (
     METRIC_NAMES,
     combine_imported,
@@ -17,10 +17,10 @@ from core.metrics import (
     plateau,
 )
 from core.roles import Action
-from ui.cache import data_key
 from ui.errors import show_store_error
 from ui.format import safe_filename
 from ui.format import table as table_view
+from ui.jobs import job_result
 from ui.report import report_html
 from ui.session import (
     can,
@@ -47,12 +47,6 @@ st.caption(
     "labeled volume. Rounds evaluated elsewhere can be imported and are shown beside the computed ones."
 )
 dataset = require_dataset()
-
-
-@st.cache_data(ttl=3600, max_entries=8, show_spinner="Scoring every round against the gold labels…")
-def load_iterations(key: tuple) -> dict:
-    """Everything the page shows; ``key`` is :func:`ui.cache.data_key` (any write changes it)."""
-    return iterations_view(get_store(), key[1])
 
 
 def import_section(computed: pl.DataFrame, imported: pl.DataFrame) -> None:
@@ -145,6 +139,17 @@ def tidy(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def score_ticks(low: float, high: float = 1.0, most: int = 8) -> list[float]:
+    """Round score ticks from ``low`` to ``high``: the smallest step of 0.01, 0.02, 0.05, 0.1, 0.2 that gives at
+    most ``most`` ticks (the score axis gets its own ticks, not ones synced to the volume bars' axis)."""
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2):
+        first = math.ceil(round(low / step, 6)) * step
+        ticks = [round(first + i * step, 2) for i in range(int((high - first) / step + 1e-6) + 1)]
+        if len(ticks) <= most:
+            return ticks
+    return [0.0, 0.5, 1.0]
+
+
 def progress_figure(table: pl.DataFrame, bars: pl.DataFrame, extra: list[str]) -> go.Figure:
     """Metric lines per round (computed solid, imported dashed) over labeled-volume bars."""
     fig = go.Figure()
@@ -181,7 +186,8 @@ def progress_figure(table: pl.DataFrame, bars: pl.DataFrame, extra: list[str]) -
         xaxis=dict(title="round", dtick=1 if table["round"].n_unique() <= MAX_ROUND_TICKS else None),
         yaxis=dict(title="labeled samples (cumulative)", side="right", showgrid=False, rangemode="tozero",
                    tickformat=","),
-        yaxis2=dict(title="score", side="left", overlaying="y", range=[low, 1.0], tickformat=".2f"),
+        yaxis2=dict(title="score", side="left", overlaying="y", range=[low, 1.0], tickmode="array",
+                    tickvals=score_ticks(low), tickformat=".2f"),
     )
     return tidy(fig)
 
@@ -225,10 +231,9 @@ def confusion_figure(metrics: dict, shares: bool) -> go.Figure:
 
 
 # -- data -----------------------------------------------------------------------------------------
-try:
-    data = load_iterations(data_key(dataset))
-except Exception as exc:
-    show_store_error(exc)
+# computed by the "iterations" job (core.jobs), stored, and recomputed in the background when the data changes
+data = job_result(dataset, "iterations", key="iter_job")
+if data is None:
     try:
         stored = get_store().imported_round_metrics(dataset)
     except Exception:
@@ -375,7 +380,8 @@ else:
 # -- table and downloads --------------------------------------------------------------------------
 st.subheader("Rounds")
 score = {c: st.column_config.NumberColumn(TITLES[c], format="%.3f") for c in METRIC_NAMES}
-table_view(table, column_config={
+change = [None if v is None or math.isnan(v) else f"{v:+.3f}" for v in table["macro_f1_change"].to_list()]
+table_view(table.with_columns(pl.Series("macro_f1_change", change, dtype=pl.Utf8)), column_config={
     **score,
     "source": st.column_config.TextColumn("Source", help="computed here from the predictions and gold labels, "
                                                          "or imported"),
@@ -383,7 +389,8 @@ table_view(table, column_config={
     "new_labeled": st.column_config.NumberColumn("Labeled in round", format="localized"),
     "n_eval": st.column_config.NumberColumn("Evaluated", help="Predictions of samples with a gold label",
                                             format="localized"),
-    "macro_f1_change": st.column_config.NumberColumn("Macro-F1 change", format="%+.3f"),
+    # text: "—" for a round without a previous one (a number column would show "None")
+    "macro_f1_change": st.column_config.TextColumn("Macro-F1 change", help="From the previous round with a macro-F1"),
 })
 base = safe_filename("iterations", dataset, default="dataset")
 notes = [plateau_note]

@@ -26,7 +26,8 @@ def load_overview(key: tuple):
 
 
 with shown_errors(stop=True):
-    labels, counts, label_counts, per_batch, activity, imports = load_overview(data_key(dataset))
+    # keyed by the latest audit id: open queue entries and recent activity change without a data write
+    labels, counts, label_counts, per_batch, activity, imports = load_overview(data_key(dataset, audit=True))
 
 st.caption(f"Dataset **{dataset}** · {len(labels)} labels: {', '.join(labels)}")
 cols = st.columns(5)

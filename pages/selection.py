@@ -175,7 +175,8 @@ keep("sel_pool", "sel_batch", "sel_round", "sel_excl_reviewed", "sel_excl_queued
      "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_pred_round")
 
 with shown_errors(stop=True):
-    pool, choice = load_pool(data_key(dataset), kind, batch, round_, pred_round, excl_reviewed, excl_queued)
+    pool, choice = load_pool(data_key(dataset, audit=excl_queued),  # queued entries change without a data write
+                             kind, batch, round_, pred_round, excl_reviewed, excl_queued)
 
 # The budget: K_DEFAULT, or the whole pool when it is smaller (Select is never disabled on arrival). A
 # budget the user typed is kept; the default follows the pool as it changes.

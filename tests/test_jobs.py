@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import threading
 import time
@@ -374,3 +375,38 @@ def test_only_a_role_that_may_run_analyses_sees_recompute(app_env, tmp_path, mon
     at = run_page("pages/agreement.py")
     assert not at.exception and {m.label for m in at.metric} >= {"Fleiss' kappa"}
     assert not [b for b in at.button if b.key == "agreement_job_recompute"]
+
+
+# -- the pages' cache key (ui.cache) -----------------------------------------------------------------------------
+def _page_data_key():
+    import streamlit as st
+
+    from ui.cache import data_key
+
+    st.text(repr((data_key("ds"), data_key("ds", audit=True))))
+
+
+def test_page_cache_key_ignores_reveals_and_queue_actions_but_not_reviews(app_env, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from core import privacy
+    from core.review import save_review
+
+    s = open_store(app_env)
+    import_rows(s, tmp_path, _rows(), labels=LABELS)
+
+    def keys():
+        at = AppTest.from_function(_page_data_key, default_timeout=60)
+        at.run()
+        assert not at.exception, at.exception
+        return ast.literal_eval(at.text[0].value)  # the repr of two tuples of plain values
+
+    key, audit_key = keys()
+    assert key[1:] == ("ds", s.data_version("ds", "labels"))
+    privacy.reveal(s, "local-lead", "ds", "test")  # a lead's reveal: audited, changes no data
+    s.enqueue("ds", ["s001"], "manual", "local-lead")  # a queue action: neither
+    after, after_audit = keys()
+    assert after == key
+    assert after_audit[2] > audit_key[2]  # what reads the queue or the log itself asks for audit=True
+    save_review(s, "ds", "s001", "cancel", "local-lead", None, 0)  # a review changes the labels
+    assert keys()[0][2] > key[2]

@@ -11,6 +11,7 @@ import pytest
 from apptest_helpers import run_page, texts
 from crowds import LABELS, configure_users, crowd_rows
 from factories import import_rows
+from test_page_quality import _settle, job_runs  # noqa: F401 (a fixture)
 
 from core.analyses.annotators import annotators_view
 from core.gold import set_consensus_method
@@ -18,6 +19,13 @@ from core.store import open_store
 
 PAGE = "pages/annotators.py"
 
+
+
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's analysis jobs run in the background worker; a page run waits for them here, so what the
+    test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
 
 @pytest.fixture
 def crowd(app_env, tmp_path):
@@ -44,7 +52,9 @@ def test_view_finds_the_weak_annotator_and_explains_its_numbers(crowd):
     view = annotators_view(store, "ds")
     assert view.weakest == "weak" and view.weakest_by == "dawid_skene"
     table = {r["annotator"]: r for r in view.table.iter_rows(named=True)}
-    assert table["weak"]["flagged"] and "Dawid-Skene" in table["weak"]["why"]
+    # flagged by the dataset's method (majority) and by kappa against the others' majority, as Agreement flags
+    assert table["weak"]["flagged"] and "majority agreement" in table["weak"]["why"]
+    assert "kappa vs the others' majority" in table["weak"]["why"]
     assert not any(table[a]["flagged"] for a in ("ana", "ben", "cai"))
     for row in table.values():
         assert row["majority_low"] <= row["majority"] <= row["majority_high"]
@@ -94,7 +104,7 @@ def test_page_shows_the_table_weakest_charts_and_comparison(crowd):
     assert "would change" in _metric(at, "Dawid-Skene").delta and int(_metric(at, "Dawid-Skene").value) > 0
     assert at.selectbox(key="annotators_who").value == "weak"  # the confusion opens on the weakest
     assert len(at.get("plotly_chart")) == 2
-    assert [b.label for b in at.button][:1] == ["Save"]
+    assert [b.label for b in at.button][:2] == ["Recompute", "Save"]  # a lead's
 
 
 def test_a_lead_switches_the_method_and_queues_the_changed_samples(crowd):
@@ -160,3 +170,50 @@ def test_a_dataset_without_annotations_says_what_to_import(app_env, tmp_path):
     at = run_page(PAGE)
     assert not at.exception, at.exception
     assert any("No annotations" in t for t in texts(at.info)), texts(at.info)
+
+
+# ------------------------------------------------------------------------ stored results (issue 18)
+def test_the_stored_result_is_read_without_recomputing_and_a_stale_one_shows_progress(
+        crowd, job_runs, monkeypatch):  # noqa: F811 (the fixture imported above)
+    store, _ = crowd
+    runs, gate = job_runs
+    first = run_page(PAGE)
+    assert not first.exception, first.exception
+    assert runs == {"annotators": 1}
+    assert any("Computed at" in t for t in texts(first.caption))
+    table = first.dataframe[0].value
+    again = run_page(PAGE)  # a reload: the stored result
+    assert again.dataframe[0].value.equals(table) and runs == {"annotators": 1}
+    gate.clear()
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "0.2")
+    set_consensus_method(store, "ds", "dawid_skene", "local-lead")  # a setting: the labels change
+    stale = run_page(PAGE)
+    assert not stale.exception, stale.exception
+    assert stale.get("progress") and any("earlier version of the data" in t for t in texts(stale.caption))
+    assert stale.dataframe[0].value.equals(table)  # the earlier result meanwhile
+    gate.set()
+    _settle(store)
+    assert runs == {"annotators": 2}
+
+
+def test_flags_agree_with_the_agreement_page_and_no_literal_none(crowd):
+    """The majority measure leaves the annotator's own vote out, as Agreement does, and every annotator
+    Agreement flags (kappa against the others' majority below 0.6) is flagged here, saying why."""
+    from core.agreement import annotator_report
+    from core.analyses.agreement import load_ratings
+
+    store, _ = crowd
+    view = annotators_view(store, "ds")
+    ratings = load_ratings(store, "ds")
+    agreement = {r["annotator"]: r for r in annotator_report(ratings.matrix, ratings.annotators).iter_rows(named=True)}
+    for row in view.table.iter_rows(named=True):
+        theirs = agreement[row["annotator"]]
+        assert row["majority"] == pytest.approx(theirs["agreement_with_majority"])
+        assert row["n_compared"] == theirs["n_compared"]
+        assert row["kappa_vs_majority"] == pytest.approx(theirs["kappa_vs_majority"])
+        if theirs["flag"]:
+            assert row["flagged"] and "kappa vs the others' majority" in row["why"]
+    at = run_page(PAGE)
+    shown = at.dataframe[0].value
+    assert "None" not in shown.astype(str).to_numpy().ravel().tolist()
+    assert set(shown["gold_accuracy"]) == {"—"} and set(shown["gold_kappa"]) == {"—"}  # no gold questions

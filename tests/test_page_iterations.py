@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from apptest_helpers import run_page, texts
 from factories import write_jsonl as _write
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from test_page_quality import _settle, job_runs  # noqa: F401 (a fixture)
 
 from core.metrics import (
     ITERATION_COLUMNS,
@@ -30,6 +32,13 @@ LABELS = ["cancel", "refund", "ship"]
 
 # --------------------------------------------------------------------------- core helpers
 
+
+
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's analysis jobs run in the background worker; a page run waits for them here, so what the
+    test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
 
 def _vol(rows):
     return pl.DataFrame(rows, schema={"round": pl.Int64, "new_labeled": pl.Int64, "cumulative_labeled": pl.Int64},
@@ -393,3 +402,38 @@ def test_demo_renders(app_env):
     assert f1 == sorted(f1) and 0.78 < f1[0] < 0.87 and 0.9 < f1[-1] < 0.97  # majority gold, close to truth
     assert _metrics(at)["Latest macro-F1"][0] == f"{f1[-1]:.3f}"
     assert len(_charts(at)) == 3
+
+
+# --------------------------------------------------------------------------- stored results (issue 18)
+def test_the_stored_result_is_read_without_recomputing_and_a_stale_one_shows_progress(
+        app_env, tmp_path, job_runs, monkeypatch):  # noqa: F811 (the fixture imported above)
+    from core.review import save_review
+
+    store, _, _ = _fixture(app_env, tmp_path)
+    runs, gate = job_runs
+    at = run_page(PAGE)
+    assert not at.exception, at.exception
+    assert runs == {"iterations": 1} and any("Computed at" in t for t in texts(at.caption))
+    cards = [(m.label, m.value) for m in at.metric]
+    again = run_page(PAGE)
+    assert [(m.label, m.value) for m in again.metric] == cards and runs == {"iterations": 1}
+    # round 1 has no previous round: its change is "—", never "None"; the score axis has round ticks of its own
+    table = at.dataframe[-1].value
+    assert table["macro_f1_change"].tolist()[0] == "—"
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    ticks = layout["yaxis2"]["tickvals"]
+    assert ticks[-1] == 1.0 and all(round(t, 2) == t for t in ticks) and len(ticks) <= 8
+    steps = {round(b - a, 2) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1 and steps <= {0.01, 0.02, 0.05, 0.1, 0.2}
+
+    gate.clear()
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "0.2")
+    save_review(store, "ds", "s12", "refund", "lead", "settle the tie", base_version=0)
+    stale = run_page(PAGE)
+    assert not stale.exception, stale.exception
+    assert stale.get("progress") and any("earlier version of the data" in t for t in texts(stale.caption))
+    assert [(m.label, m.value) for m in stale.metric] == cards  # the earlier result meanwhile
+    gate.set()
+    _settle(store)
+    assert runs == {"iterations": 2}

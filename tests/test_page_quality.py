@@ -21,6 +21,13 @@ TITLES = {
 }
 
 
+
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's analysis jobs run in the background worker; a page run waits for them here, so what the
+    test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """st.cache_data is process-wide: a result of an earlier test's store must not leak in."""
@@ -276,11 +283,11 @@ def test_instruction_checks_cards_tables_and_marked_spans(mixed_page):
     assert any("Not run: no evaluation set" in t for t in texts(at.info))
     _, tables = _findings(at, "")
     by_kind = {k: t for t in tables for k in t["kind"]}
-    lang = by_kind["language_mismatch"]
+    lang = by_kind["language mismatch"]  # kinds spelled for people
     assert lang["sample_id"].tolist() == ["m-lang"] and lang["label"].tolist() == ["bad"]
     assert {"severity", "message", "prompt_language", "response_language"} <= set(lang.columns)
     assert "before" not in lang.columns and "span_text" not in lang.columns  # shown marked in the excerpt
-    leak = by_kind["chat_template_token"]
+    leak = by_kind["chat template token"]
     assert leak["excerpt"].tolist()[0].startswith("«<|im_start|>»assistant ⏎ 好的")
     assert by_kind["refusal"]["excerpt"].tolist() == ["«抱歉，我无法»回答这个问题。"]
     md = texts(at.markdown)
@@ -298,7 +305,7 @@ def test_instruction_checks_filter_by_severity_and_label(mixed_page):
     at.multiselect(key="dq_filter_severity").set_value(["warning"]).run()
     assert not at.exception
     kinds = {k for df in at.dataframe if "excerpt" in df.value.columns for k in df.value["kind"]}
-    assert "language_mismatch" in kinds and "chat_template_token" not in kinds  # leaks are errors
+    assert "language mismatch" in kinds and "chat template token" not in kinds  # leaks are errors
     assert any("No findings match the severity and label filters" in t for t in texts(at.info))
     at.multiselect(key="dq_filter_severity").set_value([]).run()
     at.multiselect(key="dq_filter_label").set_value(["good"]).run()
@@ -306,7 +313,7 @@ def test_instruction_checks_filter_by_severity_and_label(mixed_page):
     assert kinds == set()  # every planted fault is on a sample labelled bad
     at.multiselect(key="dq_filter_label").set_value(["bad"]).run()
     kinds = {k for df in at.dataframe if "excerpt" in df.value.columns for k in df.value["kind"]}
-    assert {"language_mismatch", "refusal", "repetition", "chat_template_token", "consecutive_same_role"} <= kinds
+    assert {"language mismatch", "refusal", "repetition", "chat template token", "consecutive same role"} <= kinds
 
 
 def test_evaluation_set_upload_runs_contamination(mixed_page):
@@ -353,3 +360,119 @@ def test_a_registered_check_gets_a_card_and_a_tab(mixed_page):
         assert any(df.value.columns.tolist() == ["sample_id", "kind"] for df in at.dataframe)
     finally:
         checks.unregister("zz_page_check")
+
+
+# -- stored results (issue 18): the report and the label errors are jobs, read without recomputing ---------------
+
+@pytest.fixture
+def job_runs(monkeypatch):
+    """``(runs, gate)``: how often each registered job ran, and an event a job waits for before it runs (set:
+    run at once; clear it to hold jobs in flight). The worker looks a job up by name when it runs it."""
+    import threading
+    from dataclasses import replace
+
+    from core import jobs
+
+    runs: dict[str, int] = {}
+    gate = threading.Event()
+    gate.set()
+    for name, job in list(jobs.JOBS.items()):
+        def run(store, dataset, params, progress, _run=job.run, _name=name):
+            assert gate.wait(60), "the test never released the job"
+            runs[_name] = runs.get(_name, 0) + 1
+            return _run(store, dataset, params, progress)
+
+        monkeypatch.setitem(jobs.JOBS, name, replace(job, run=run))
+    yield runs, gate
+    gate.set()
+
+
+def _settle(store):
+    """Wait until the store's background worker has nothing in flight."""
+    from core.jobs.worker import existing_worker
+
+    worker = existing_worker(store)
+    for task in worker.tasks() if worker else []:
+        assert task.wait(60)
+
+
+def test_a_current_report_is_read_without_recomputing_and_a_stale_one_shows_progress(planted, job_runs,
+                                                                                       monkeypatch):
+    runs, gate = job_runs
+    at = _open()
+    assert runs == {"quality": 1}
+    assert any("Computed at" in t and "data version" in t for t in texts(at.caption))
+    cards = _cards(at)
+    for _ in range(2):  # another session, a reload: the stored report, no recompute
+        assert _cards(_open()) == cards
+    assert runs == {"quality": 1}
+    # a queue action or a reveal changes nothing the report depends on
+    planted.enqueue("qa", ["q01"], "manual", "local-lead")
+    _open()
+    assert runs == {"quality": 1}
+
+    # an exclusion makes it stale: the page shows the older report, marked, and the job's progress
+    gate.clear()
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "0.2")
+    planted.set_excluded("qa", ["q01"], True, "local-lead", reason="test")
+    at = _open()
+    assert _cards(at) == cards  # the earlier report meanwhile
+    assert any("earlier version of the data" in t for t in texts(at.caption))
+    assert at.get("progress"), "a progress bar while the job runs"
+    assert any(b.label == "Cancel" for b in at.button)
+    gate.set()
+    _settle(planted)
+    at = _open()
+    assert runs == {"quality": 2}
+    assert not any("earlier version of the data" in t for t in texts(at.caption))
+
+
+def test_threshold_at_or_above_the_stored_one_filters_the_stored_pairs(planted, job_runs):
+    from core.quality_report import run_report
+
+    runs, _ = job_runs
+    at = _open()
+    for value in (0.85, 0.95, 1.0):
+        at.slider(key="dq_threshold").set_value(value).run()
+        assert not at.exception, at.exception
+        expected = run_report(planted, "qa", threshold=value, checks=["near_duplicates"])
+        assert _cards(at)[TITLES["near_duplicates"]] == str(expected.results["near_duplicates"].count)
+    assert runs == {"quality": 1}  # no check ran again
+    at.slider(key="dq_threshold").set_value(0.6).run()  # below: the one check, in the background
+    assert not at.exception, at.exception
+    assert runs == {"quality": 1, "near_duplicates": 1}
+    expected = run_report(planted, "qa", threshold=0.6, checks=["near_duplicates"])
+    assert _cards(at)[TITLES["near_duplicates"]] == str(expected.results["near_duplicates"].count)
+
+
+def test_near_duplicates_at_equals_running_the_check(planted):
+    from core.quality_report import near_duplicates_at, run_report
+
+    base = run_report(planted, "qa", threshold=0.5)
+    for value in (0.5, 0.7, 0.8, 0.9, 1.0):
+        derived = near_duplicates_at(base, value)
+        direct = run_report(planted, "qa", threshold=value, checks=["near_duplicates"])
+        assert derived.near_duplicates.equals(direct.near_duplicates)
+        assert derived.near_duplicate_pairs.equals(direct.near_duplicate_pairs)
+        assert derived.results["near_duplicates"].count == direct.results["near_duplicates"].count
+    with pytest.raises(ValueError, match="below the report's"):
+        near_duplicates_at(run_report(planted, "qa", threshold=0.9), 0.8)
+
+
+def test_label_errors_are_stored_for_every_session(planted, job_runs, tmp_path, monkeypatch):
+    from crowds import configure_users
+
+    runs, _ = job_runs
+    configure_users(monkeypatch, tmp_path, {"alice": "lead", "bob": "lead"})
+    at = run_page(PAGE, session={"dataset_picker": "qa", "auth_user": "alice"})
+    _click(at, "dq_label_run")
+    assert runs["label_errors"] == 1 and _cards(at)[TITLES["label_errors"]] == "1"
+    # a reload, another lead: the stored result, not computed again
+    other = run_page(PAGE, session={"dataset_picker": "qa", "auth_user": "bob"})
+    assert not other.exception, other.exception
+    assert _cards(other)[TITLES["label_errors"]] == "1"
+    frame = next(df.value for df in other.dataframe if "suggested_label" in df.value.columns)
+    assert frame["sample_id"].tolist() == ["q07"]
+    assert runs["label_errors"] == 1
+    stored = planted.result_versions("qa", "label_errors")
+    assert stored.height == 1 and json.loads(stored["params"][0])["method"] == "model"

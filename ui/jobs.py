@@ -48,11 +48,12 @@ def _load(path: str, dataset: str, name: str, params: dict, version: int, comput
     return session.get_store().get_result(dataset, name, params)
 
 
-def _caption(found: Any, stale: bool) -> None:
+def _caption(found: Any, stale: bool, recomputing: bool = True) -> None:
     when = f"{found.computed_at:%Y-%m-%d %H:%M:%S} UTC"
     took = f" ({found.seconds:.1f} s)" if found.seconds is not None else ""
     if stale:
-        st.caption(f":orange[Computed at {when}{took} on an earlier version of the data; recomputing…]")
+        then = "recomputing…" if recomputing else "run it again for the current data"
+        st.caption(f":orange[Computed at {when}{took} on an earlier version of the data; {then}]")
     else:
         st.caption(f"Computed at {when}{took} on data version {found.data_version}.")
 
@@ -73,13 +74,46 @@ def _progress(dataset: str, name: str, params: dict, key: str) -> None:
         task.cancel()
 
 
-def job_result(dataset: str, name: str, params: dict | None = None, *, key: str, quiet: bool = False) -> Any | None:
+def job_result(dataset: str, name: str, params: dict | None = None, *, key: str, quiet: bool = False,
+               start: bool = True) -> Any | None:
     """The job's current result value (or a stale one while it recomputes), None while there is none yet.
 
     Draws the "computed at" caption, the progress bar and, for leads, the Recompute button (widget keys
     start with ``key``; ``quiet``: progress only, no caption or button). On None the caller stops the page
-    (:func:`st.stop`) or shows a placeholder.
+    (:func:`st.stop`) or shows a placeholder. ``start=False``: an on-demand job (the page submits it on
+    request, :func:`submit`): nothing is started here, a stored result is shown (stale ones marked) and a
+    running task's progress polled. See :func:`job_stored` for the stored result with its version.
     """
+    found = job_stored(dataset, name, params, key=key, quiet=quiet, start=start)
+    return None if found is None else found.value
+
+
+def peek(dataset: str, name: str, params: dict | None = None) -> Any | None:
+    """The stored result of a job (current or not) as a :class:`core.store.StoredResult`, or None; draws,
+    submits and waits for nothing (a page's header reads what a section below shows with :func:`job_result`)."""
+    store: Store = session.get_store()
+    resolved = JOBS[name].resolve(params)
+    with shown_errors(stop=True):
+        info = store.result_info(dataset, name, resolved)
+        if info is None:
+            return None
+        return _load(str(store.path), dataset, name, resolved, info["data_version"], info["computed_at"])
+
+
+def submit(dataset: str, name: str, params: dict | None = None) -> Task:
+    """Queue job ``name`` on the worker now, for an on-demand job a user asked for (as that user when they may
+    run analyses, else as the server: computing a derived result is the server's business), and wait at
+    most :data:`WAIT_S` seconds for it; the caller reruns the page, which shows the result or the progress."""
+    actor = session.current_user() if session.can(Action.ANALYZE) else SYSTEM_ACTOR
+    task = worker_for(session.get_store()).submit(dataset, name, JOBS[name].resolve(params), actor=actor)
+    task.wait(_wait_s())
+    return task
+
+
+def job_stored(dataset: str, name: str, params: dict | None = None, *, key: str, quiet: bool = False,
+               start: bool = True) -> Any | None:
+    """:func:`job_result` as the :class:`core.store.StoredResult` (value, data version, computed at), or None;
+    the object is shared by every session reading it: never change it."""
     store: Store = session.get_store()
     job = JOBS[name]
     resolved = job.resolve(params)
@@ -89,16 +123,17 @@ def job_result(dataset: str, name: str, params: dict | None = None, *, key: str,
         info = store.result_info(dataset, name, resolved)
     current = info is not None and info["data_version"] == version
     task: Task | None = worker.task(dataset, name, resolved)
-    if not current and task is not None and task.state == CANCELLED:
+    if start and not current and task is not None and task.state == CANCELLED:
         st.info(f"{job.title} was cancelled.")
         if st.button(f"Compute {job.title.lower()}", key=f"{key}_start", icon=":material/play_arrow:"):
             task = None
-    if not current and (task is None or task.finished and task.state not in (FAILED, CANCELLED)):
+    if start and not current and (task is None or task.finished and task.state not in (FAILED, CANCELLED)):
         task = worker.submit(dataset, name, resolved, actor=SYSTEM_ACTOR)
-        if task.wait(_wait_s()) and task.state != FAILED:
-            with shown_errors(stop=True):
-                info = store.result_info(dataset, name, resolved)
-            current = info is not None and info["data_version"] == version
+    # a task in flight (just submitted, queued by an import, started by another session): wait a little too
+    if not current and task is not None and not task.finished and task.wait(_wait_s()) and task.state != FAILED:
+        with shown_errors(stop=True):
+            info = store.result_info(dataset, name, resolved)
+        current = info is not None and info["data_version"] == version
     found = None
     if info is not None:
         with shown_errors(stop=True):
@@ -107,10 +142,10 @@ def job_result(dataset: str, name: str, params: dict | None = None, *, key: str,
     if running or not current and task is not None and task.state == FAILED:
         _progress(dataset, name, resolved, key)
     if found is not None and not quiet:
-        _caption(found, stale=not current)
+        _caption(found, stale=not current, recomputing=start or running)
         if current and not running and session.can(Action.ANALYZE) and st.button(
                 "Recompute", key=f"{key}_recompute", icon=":material/refresh:",
                 help="Run this analysis again now (it is recomputed by itself when the data changes)."):
             worker.submit(dataset, name, resolved, actor=session.current_user())
             st.rerun()
-    return None if found is None else found.value
+    return found

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from core import vocab
-from core.agreement import cohen_kappa, ratings_matrix
+from core.agreement import annotator_report, cohen_kappa, ratings_matrix
 from core.consensus import METHODS, consensus
 from core.gold import (
     N_BOOT,
@@ -40,7 +40,8 @@ _TABLE_SCHEMA = {
     "dawid_skene": pl.Float64, "crowdlab": pl.Float64,
     "n_gold": pl.Int64, "gold_accuracy": pl.Float64, "gold_accuracy_low": pl.Float64,
     "gold_accuracy_high": pl.Float64, "gold_kappa": pl.Float64, "gold_kappa_low": pl.Float64,
-    "gold_kappa_high": pl.Float64, "kappa_vs_consensus": pl.Float64, "worst_class": pl.Utf8,
+    "gold_kappa_high": pl.Float64, "kappa_vs_majority": pl.Float64, "kappa_vs_consensus": pl.Float64,
+    "worst_class": pl.Utf8,
     "flagged": pl.Boolean, "why": pl.Utf8,
 }
 
@@ -51,15 +52,20 @@ class AnnotatorsView:
     """Everything the Annotators page draws for one dataset.
 
     table: one row per annotator (columns of ``_TABLE_SCHEMA``): items labeled; ``majority`` — share of
-      their labels equal to the strict majority on samples with two or more ratings and no tie
-      (``n_compared``), with a 95 % percentile interval over ``n_boot`` resamples of those items;
+      their labels equal to the strict majority of the *other* annotators, their own vote left out (as the
+      Agreement page's "agreement with majority": :func:`core.agreement.annotator_report`), on the samples
+      where the others have one (``n_compared``), with a 95 % percentile interval over ``n_boot`` resamples
+      of those items; ``kappa_vs_majority`` — Cohen's kappa against that leave-one-out majority;
       ``dawid_skene`` — the mean of the diagonal of their estimated confusion matrix (no interval: a
       bootstrap would refit EM hundreds of times); ``crowdlab`` — cleanlab's annotator quality (null
       without model probabilities); gold-question accuracy and kappa with 95 % percentile intervals over
       ``n_boot`` resamples of their gold items; ``kappa_vs_consensus`` — Cohen's kappa against the
       current gold labels (their own vote is part of the consensus); ``worst_class`` — the gold class they
       get wrong most often (at least :data:`MIN_CLASS_ITEMS` items) and where their labels go;
-      ``flagged`` / ``why`` — a quality below 0.6 (gold accuracy: below the dataset's gold threshold).
+      ``flagged`` / ``why`` — flagged when any of (``why`` names each that holds): their quality by the
+      dataset's consensus method below 0.6, kappa against the others' majority below 0.6 (the Agreement
+      page's retrain flag), kappa against the consensus below 0.6, gold accuracy below the dataset's gold
+      threshold.
     weakest: the annotator with the lowest quality by ``weakest_by`` (Dawid-Skene when it ran, else
       majority agreement), or None with fewer than two annotators.
     per_round: annotator, round, method, quality, n_items — each method fitted on one round's samples.
@@ -141,10 +147,18 @@ def _per_round(ann: pl.DataFrame, order: list[str]) -> pl.DataFrame:
                                       "quality": pl.Float64, "n_items": pl.Int64}, orient="row")
 
 
-def _why(row: dict, threshold: float) -> str | None:
+#: What each quality column is called in a "why flagged" sentence.
+_QUALITY_NAMES = {"majority": "majority agreement", "dawid_skene": "Dawid-Skene quality", "crowdlab": "CROWDLAB quality"}
+
+
+def _why(row: dict, threshold: float, method: str = "majority") -> str | None:
+    """Why an annotator is flagged (None: not flagged). Any of: quality by the dataset's consensus
+    ``method`` below :data:`RETRAIN`; kappa against the others' majority (the Agreement page's flag) or
+    against the consensus below it; gold accuracy below ``threshold``."""
     reasons = []
-    for column, name in (("majority", "majority agreement"), ("dawid_skene", "Dawid-Skene"), ("crowdlab", "CROWDLAB")):
-        value = row[column]
+    for column, name in ((method, _QUALITY_NAMES[method]), ("kappa_vs_majority", "kappa vs the others' majority"),
+                         ("kappa_vs_consensus", "kappa vs consensus")):
+        value = row.get(column)
         if value is not None and not math.isnan(value) and value < RETRAIN:
             reasons.append(f"{name} {value:.2f} < {RETRAIN:g}")
     accuracy = row["gold_accuracy"]
@@ -214,9 +228,10 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
 
     matrix, annotators, sample_ids = ratings_matrix(votes) if votes.height else (np.empty((0, 0), object), [], [])
     rated = matrix != None
-    majority_label = _aligned(fits["majority"].frame, "consensus_label", sample_ids)
     truth = _aligned(gold, "gold_label", sample_ids)
-    compared = (rated.sum(axis=1) >= 2) & (majority_label != None)
+    # leave-one-out majority, exactly as the Agreement page: their own vote would inflate their score
+    loo = ({r["annotator"]: r for r in annotator_report(matrix, annotators).iter_rows(named=True)}
+           if annotators else {})
     ds_fit = fits["dawid_skene"].fit
     ds_quality = (dict(ds_fit.annotator_quality.select("annotator", "quality").iter_rows())
                   if ds_fit is not None and ds_fit.reason is None else {})
@@ -230,8 +245,9 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
     rows, gold_confusion = [], {}
     for j, name in enumerate(annotators):
         mine = matrix[:, j]
-        on = rated[:, j] & compared
-        hits, n = int((mine[on] == majority_label[on]).sum()), int(on.sum())
+        mine_loo = loo[name]
+        n = int(mine_loo["n_compared"])
+        hits = round(mine_loo["agreement_with_majority"] * n) if n else 0
         low, high = share_interval(hits, n, n_boot, seed)
         g = on_gold.get(name, {})
         kappa = cohen_kappa(mine, truth) if (rated[:, j] & (truth != None)).any() else float("nan")
@@ -242,9 +258,10 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
             "n_gold": g.get("n_gold", 0), "gold_accuracy": g.get("accuracy"),
             "gold_accuracy_low": g.get("accuracy_low"), "gold_accuracy_high": g.get("accuracy_high"),
             "gold_kappa": g.get("kappa"), "gold_kappa_low": g.get("kappa_low"), "gold_kappa_high": g.get("kappa_high"),
+            "kappa_vs_majority": mine_loo["kappa_vs_majority"],
             "kappa_vs_consensus": kappa, "worst_class": _worst_class(mine, truth),
         }
-        row["why"] = _why(row, threshold)
+        row["why"] = _why(row, threshold, shown_method)
         row["flagged"] = row["why"] is not None
         rows.append(row)
         gold_confusion[name] = (classes, _confusion_counts(mine, truth, classes))

@@ -1,4 +1,5 @@
-"""Job ``quality``: the data-quality report, every check that is not on demand (per-check findings frames)."""
+"""Jobs ``quality`` (the data-quality report: every check that is not on demand) and ``near_duplicates``
+(that one check at a threshold below the report's, for the Data quality page's slider)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,29 @@ from core.store.results import register_result_type
 register_result_type(QualityReport)
 register_result_type(CheckResult)
 
+#: The near-duplicate threshold of the stored report. A page asking for a higher one derives it from the
+#: stored pairs (:func:`core.quality_report.near_duplicates_at`); a lower one runs ``near_duplicates``.
+DEFAULT_THRESHOLD = 0.8
+
 
 def _run(store, dataset, params, progress):
     return run_report(store, dataset, include_excluded=bool(params["include_excluded"]),
                       threshold=float(params["threshold"]), label_errors=None, progress=progress)
 
 
+def _run_near(store, dataset, params, progress):
+    report = run_report(store, dataset, include_excluded=bool(params["include_excluded"]),
+                        threshold=float(params["threshold"]), checks=["near_duplicates"], progress=progress)
+    return report.results["near_duplicates"]
+
+
 # Depends on the labels too: the instruction-data checks group findings by each sample's gold label.
 JOB = register(Job(
     name="quality", title="Data quality report", run=_run, depends="labels", order=50,
-    defaults={"threshold": 0.8, "include_excluded": False},
+    defaults={"threshold": DEFAULT_THRESHOLD, "include_excluded": False},
+))
+# Only the samples' texts (and exclusions) matter to near duplicates; run on request, not by `analyze`.
+NEAR_JOB = register(Job(
+    name="near_duplicates", title="Near duplicates", run=_run_near, depends="content", order=55, in_analyze=False,
+    defaults={"threshold": DEFAULT_THRESHOLD, "include_excluded": False},
 ))
