@@ -5,6 +5,11 @@ Run by hand, not collected by pytest:
     .venv/bin/python bench/bench_quality.py            # spec size: 200,000 samples
     .venv/bin/python bench/bench_quality.py --quick    # smoke run: 5,000 samples
 
+Then the same search on templated texts (bench_scale's generator: 40 request phrases and canned replies
+with random words, order numbers and amounts), where many pairs sit at Jaccard 0.4-0.7 and LSH buckets grow
+with the data: time at n/2 and n (the ratio should stay near 2) and the recall of near duplicates planted
+among them (a copy with 1-4 character edits).
+
 Synthetic data: mixed Chinese / English / code-switched texts of 30-200 characters from
 Zipf-weighted vocabularies, plus planted exact duplicates (case/space variants) and planted
 near-duplicates (1-4 small character or word edits). Only plants whose true 3-gram Jaccard
@@ -21,8 +26,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from core.quality import (  # noqa: E402
+from core.quality import (
     DEFAULT_SHINGLE,
     find_pii,
     groups_from_pairs,
@@ -155,14 +161,64 @@ def _true_jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
 
+def build_templated(n: int, seed: int) -> tuple[list[str], list[tuple[int, int]]]:
+    """n texts like bench_scale's (instruction + reply joined), 2% of them edited copies of another: (texts, plants)."""
+    import random
+
+    from bench_import import EN, REPLY_EN, REPLY_ZH, ZH
+    from bench_scale import _WORDS_EN, _WORDS_ZH
+
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    chars = sorted({c for t in ZH + REPLY_ZH for c in t if "\u4e00" <= c <= "\u9fff"})
+    n_plant = n // 50
+    texts: list[str] = []
+    for s in range(n - n_plant):
+        second = s >= n // 2
+        zh = rng.random() < (0.7 if second else 0.4)
+        phrase = rng.choice(ZH if zh else EN)
+        order = f"{rng.randrange(10**9):09d}"
+        extra = rng.sample(_WORDS_ZH if zh else _WORDS_EN, 4 + rng.randrange(8))
+        ins = (f"{phrase}{''.join(extra)}，订单号 {order}，金额 {rng.randrange(10, 5000)} 元。" if zh else
+               f"{phrase} {' '.join(extra)}. Order {order}, amount ${rng.randrange(10, 5000)}.")
+        out = " ".join(rng.choice(REPLY_ZH if zh else REPLY_EN) for _ in range(1 + rng.randrange(4 if second else 2)))
+        texts.append(ins + "\n" + out)
+    plants = []
+    for _ in range(n_plant):
+        src = rng.randrange(len(texts))
+        texts.append(_edit(nprng, texts[src], chars))
+        plants.append((src, len(texts) - 1))
+    return texts, plants
+
+
+def templated(n: int, seed: int, threshold: float) -> None:
+    times = []
+    for size in (n // 2, n):
+        texts, plants = build_templated(size, seed)
+        t0, c0 = time.perf_counter(), time.process_time()
+        pairs = near_duplicate_pairs(texts, threshold=threshold)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    eligible = [p for p in plants if _true_jaccard(texts[p[0]], texts[p[1]]) >= threshold]
+    groups = groups_from_pairs(zip(pairs["row_a"].to_list(), pairs["row_b"].to_list()))
+    cluster = {r: g for g, members in enumerate(groups) for r in members}
+    recall = sum(a in cluster and cluster.get(a) == cluster.get(b) for a, b in eligible) / max(1, len(eligible))
+    (w1, c1), (w2, c2) = times
+    print(f"templated near-dup   {n // 2:,}: {w1:.1f} s wall, {c1:.1f} s CPU; {n:,}: {w2:.1f} s wall, {c2:.1f} s CPU "
+          f"(CPU ratio {c2 / max(c1, 1e-9):.2f}); {pairs.height:,} verified pairs")
+    print(f"templated recall     {recall:.4f} of {len(eligible):,} planted near duplicates at Jaccard >= {threshold}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run with 5,000 samples")
     ap.add_argument("-n", type=int, default=None, help="number of samples (default 200,000; 5,000 with --quick)")
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--templated", type=int, default=None,
+                    help="size of the templated run (default 100,000; 4,000 with --quick; 0 to skip)")
     args = ap.parse_args()
     n = args.n or (5_000 if args.quick else 200_000)
+    n_templated = args.templated if args.templated is not None else (4_000 if args.quick else 100_000)
 
     t0 = time.perf_counter()
     texts, exact_pairs, near_pairs, near_j = build(n, args.seed, args.threshold)
@@ -210,6 +266,8 @@ def main() -> None:
         find_pii(t)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"PII scan, rows with digits only ({len(digit_rows):,}): {len(digit_rows) / elapsed:,.0f} rows/s wall, {len(digit_rows) / cpu:,.0f} rows/s CPU")
+    if n_templated:
+        templated(n_templated, args.seed, args.threshold)
 
 
 if __name__ == "__main__":

@@ -264,8 +264,96 @@ def _lsh_params(threshold: float, num_perm: int, target: float = 0.99) -> tuple[
     return best
 
 
-def _candidate_pairs(sig: np.ndarray, b: int, r: int, seed: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (a < b) of signature rows that agree on all ``r`` values of at least one of ``b`` bands."""
+#: Largest LSH bucket whose pairs are all listed. A bucket holds the texts that agree on one band of
+#: their signatures; on templated data (the same request phrase and canned reply with a few words
+#: changed) a band often takes all its minima from the shared template, and its bucket grows with the
+#: data set: thousands of texts whose pairs are mostly at Jaccard 0.4-0.6, so listing every pair is
+#: quadratic in time and memory. A bucket above this size is split by the next band (cyclically), and
+#: again, until its parts are small: its pairs must then agree on 2r, 3r... values. A pair at the
+#: threshold is still found through its other bands, see :func:`near_duplicate_pairs`.
+MAX_BUCKET = 32
+_MIX = np.uint64(_HASH_BASE)
+
+
+def _band_keys(sig: np.ndarray, band: int, r: int) -> np.ndarray:
+    """64-bit key of each row's ``band``: its ``r`` values packed by a polynomial and mixed."""
+    block = sig[:, band * r : (band + 1) * r]
+    h = block[:, 0].astype(np.uint64)
+    for col in range(1, r):
+        h = h * _MIX + block[:, col]
+    return _fmix64(h)
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the runs (2+) of equal values in sorted ``keys``."""
+    if len(keys) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    lengths = np.diff(np.append(starts, len(keys)))
+    keep = lengths > 1
+    return starts[keep], lengths[keep]
+
+
+def _run_pair_codes(members: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n: int) -> np.ndarray:
+    """Codes ``a * n + b`` (a < b) of every pair inside each run ``members[start : start + length]``."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    for size in np.unique(lengths).tolist():
+        st = starts[lengths == size]
+        ia, ib = np.triu_indices(size, k=1)
+        x, y = members[st[:, None] + ia[None, :]].ravel(), members[st[:, None] + ib[None, :]].ravel()
+        parts.append(np.minimum(x, y) * n + np.maximum(x, y))
+    return np.concatenate(parts)
+
+
+def _band_pair_codes(sig: np.ndarray, b: int, r: int, max_bucket: int | None = None):
+    """Yield, band by band, the codes ``a * n + b`` (a < b) of rows that share a bucket of that band.
+
+    With ``max_bucket``, a bucket larger than that is split by the keys of the following bands until
+    its parts are no larger (a part whose rows agree on every band is kept whole: they are equal
+    signatures, real near duplicates), so a band yields at most ``n * max_bucket / 2`` codes.
+    """
+    n = len(sig)
+    keys: dict[int, np.ndarray] = {}
+
+    def key(band: int) -> np.ndarray:
+        if band not in keys:
+            keys[band] = _band_keys(sig, band, r)
+        return keys[band]
+
+    for band in range(b):
+        idx = np.arange(n, dtype=np.int64)
+        k = key(band)
+        for ext in range(b):
+            order = np.argsort(k, kind="stable")
+            idx, k = idx[order], k[order]
+            starts, lengths = _runs(k)
+            small = np.ones(len(starts), dtype=bool) if max_bucket is None or ext == b - 1 else lengths <= max_bucket
+            if small.any():
+                yield _run_pair_codes(idx, starts[small], lengths[small], n)
+            if small.all():
+                break
+            big_st, big_len = starts[~small], lengths[~small]
+            # members of the big buckets, each bucket told apart by its key, extended with the next band's key
+            pos = np.repeat(big_st - np.cumsum(np.concatenate(([0], big_len[:-1]))), big_len) + np.arange(big_len.sum())
+            idx, k = idx[pos], k[pos]
+            k = _fmix64(k * _MIX + key((band + ext + 1) % b)[idx])
+
+
+def _estimates(sig: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """MinHash Jaccard estimate (share of equal signature values) of each pair code ``a * n + b``, in chunks."""
+    n = len(sig)
+    out = np.empty(len(codes), dtype=np.float64)
+    step = 1 << 15
+    for s in range(0, len(codes), step):
+        c = codes[s : s + step]
+        out[s : s + step] = (sig[c // n] == sig[c % n]).mean(axis=1)
+    return out
+
+
+def _candidate_pairs(sig: np.ndarray, b: int, r: int, seed: int, backend: str,
+                     max_bucket: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a < b) of signature rows that agree on all ``r`` values of at least one of ``b`` bands
+    (``max_bucket``: large buckets split further, see :func:`_band_pair_codes`; numpy backend only)."""
     n = len(sig)
     parts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     if backend == "datasketch":
@@ -281,26 +369,8 @@ def _candidate_pairs(sig: np.ndarray, b: int, r: int, seed: int, backend: str) -
             parts.append(idx * n + others)
     else:
         # Hand-written banding: MinHashLSH inserts one key at a time in Python (~100 us each, 20+ s
-        # for 200k texts); sorting each band's rows with numpy finds the same buckets in about a second.
-        mult = np.uint64(_HASH_BASE)
-        for band in range(b):
-            block = sig[:, band * r : (band + 1) * r]
-            h = block[:, 0].astype(np.uint64)
-            for col in range(1, r):
-                h = h * mult + block[:, col]
-            order = np.argsort(h, kind="stable")  # equal rows end up adjacent
-            rows = block[order]
-            same = np.concatenate(([False], (rows[1:] == rows[:-1]).all(axis=1), [False]))
-            if not same.any():
-                continue
-            # a bucket is a run of equal rows in sorted order: it spans order[start:stop]
-            flips = np.flatnonzero(same[1:] != same[:-1])
-            starts, lengths = flips[0::2], flips[1::2] + 1 - flips[0::2]
-            for size in np.unique(lengths).tolist():
-                st = starts[lengths == size]
-                ia, ib = np.triu_indices(size, k=1)
-                x, y = order[st[:, None] + ia[None, :]].ravel(), order[st[:, None] + ib[None, :]].ravel()
-                parts.append(np.minimum(x, y) * n + np.maximum(x, y))
+        # for 200k texts); sorting each band's keys with numpy finds the same buckets in about a second.
+        parts.extend(_band_pair_codes(sig, b, r, max_bucket))
     codes = np.unique(np.concatenate(parts))
     return codes // n, codes % n
 
@@ -319,8 +389,16 @@ def near_duplicate_pairs(
     with bands chosen for >= 99% recall at the threshold (``lsh_backend="numpy"``: vectorized
     bucketing; ``"datasketch"``: ``datasketch.MinHashLSH``, same candidates, 10-30x slower); each
     candidate pair is then checked against the exact Jaccard of its shingle sets, so LSH false
-    positives are dropped (candidates whose MinHash estimate is more than 4.5 standard errors
+    positives are dropped (candidates whose MinHash estimate is more than 3 standard errors
     below the threshold are dropped without the exact check).
+
+    Scale: with the numpy backend a bucket of more than :data:`MAX_BUCKET` texts (templated data,
+    where one band of thousands of texts takes its minima from the shared template) is split by
+    the following bands instead of listing its pairs, and candidates are filtered band by band, so
+    time and memory grow linearly with the number of texts. A pair in such a bucket must then agree
+    on more values of that band chain; pairs at the threshold collide in about a quarter of the
+    bands each, so they are still found (bench_quality.py: recall 1.0 on planted near duplicates
+    among templated texts). Small data sets never reach the split and are searched as before.
 
     Rows that are exact duplicates after :func:`normalize_text` are searched once: each later
     copy is paired with the first copy at Jaccard 1.0. Empty texts are ignored.
@@ -361,23 +439,40 @@ def near_duplicate_pairs(
     if len(reps) > 1:
         sig = _signatures(rep_texts, shingle, num_perm, seed)
         b, r = _lsh_params(float(threshold), int(num_perm))
-        ca, cb = _candidate_pairs(sig, b, r, seed, lsh_backend)
-        if len(ca):
-            estimates = np.empty(len(ca), dtype=np.float64)
-            step = 1 << 16
-            for s in range(0, len(ca), step):
-                estimates[s : s + step] = (sig[ca[s : s + step]] == sig[cb[s : s + step]]).mean(axis=1)
-            margin = 4.5 * math.sqrt(float(threshold) * (1.0 - threshold) / num_perm)
-            keep = estimates >= threshold - margin
-            cache: dict[int, set[str]] = {}
+        # MinHash estimates of a pair at the threshold spread with sd sqrt(t(1-t)/num_perm) (0.035 for 0.8 and
+        # 128): 3 sd below it lets through all but ~0.1% of pairs at the threshold (none at 0.85 and above), and
+        # keeps most pairs of a templated data set at Jaccard 0.6-0.7 (their number grows faster than the data)
+        # out of the exact check.
+        margin = 3.0 * math.sqrt(float(threshold) * (1.0 - threshold) / num_perm)
+        if lsh_backend == "datasketch":
+            ca, cb = _candidate_pairs(sig, b, r, seed, lsh_backend)
+            codes = ca * len(sig) + cb
+        else:
+            # Filter each band's candidates by their MinHash estimate as they come, so only the
+            # plausible pairs (a few per text) are held, not every pair of every bucket.
+            kept = [np.zeros(0, dtype=np.int64)]
+            for band_codes in _band_pair_codes(sig, b, r, MAX_BUCKET):
+                kept.append(band_codes[_estimates(sig, band_codes) >= threshold - margin])
+            codes = np.unique(np.concatenate(kept))
+        estimates = _estimates(sig, codes)
+        keep = estimates >= threshold - margin
+        codes, estimates = codes[keep], estimates[keep]
+        ca, cb = codes // len(sig), codes % len(sig)
+        # Exact Jaccard in batches of pairs (sorted by first row): the shingle sets of a batch's texts
+        # are built, used and dropped, so memory stays bounded whatever the number of pairs.
+        batch = 20_000
+        cache: dict[int, set[str]] = {}
 
-            def sh(x: int) -> set[str]:
-                got = cache.get(x)
-                if got is None:
-                    got = cache[x] = shingles(rep_texts[x], shingle)
-                return got
+        def sh(x: int) -> set[str]:
+            got = cache.get(x)
+            if got is None:
+                got = cache[x] = shingles(rep_texts[x], shingle)
+            return got
 
-            for x, y, e in zip(ca[keep].tolist(), cb[keep].tolist(), estimates[keep].tolist()):
+        for s in range(0, len(ca), batch):
+            cache.clear()
+            part = slice(s, s + batch)
+            for x, y, e in zip(ca[part].tolist(), cb[part].tolist(), estimates[part].tolist()):
                 j = _jaccard(sh(x), sh(y))
                 if j >= threshold:
                     rows_a.append(reps[x])
@@ -808,7 +903,9 @@ _RE_HTML_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0
 _RE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff\ufffe]+")
 _RE_REPEATED_PUNCT = re.compile(r"[!?！？]{3,}|([。，、；：～])\1+|([,~])\2{2,}|\.{4,}|…{3,}")
 _RE_FULLWIDTH = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+")
-_RE_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+# Markdown code: fenced blocks (``` or ~~~; an unclosed fence runs to the end of the text, as Markdown renders a
+# truncated answer) and inline code spans. No cleaning fix touches code: a URL, a tag or "!!!" there is content.
+_RE_CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.DOTALL)
 # Mojibake that cannot be recovered: U+FFFD, and "锟斤拷" (U+FFFD's UTF-8 bytes read as GBK).
 _RE_MOJIBAKE_LOST = re.compile("(?:锟斤拷)+|\ufffd+")
 
@@ -825,6 +922,8 @@ _RE_UTF8_SEQ = re.compile(rb"(?:[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}
 # UTF-8 CJK read as GBK: runs of characters that are 2 bytes in GBK, checked for UTF-8 CJK bytes.
 _RE_GBK_RUN = re.compile("[\u00a0-\uffff]{6,}")
 _RE_UTF8_CJK3 = re.compile(rb"[\xe2-\xe9\xef][\x80-\xbf]{2}")  # punctuation, kana, CJK, full-width forms
+_RE_UTF8_CJK3_RUN = re.compile(rb"(?:[\xe2-\xe9\xef][\x80-\xbf]{2}){4}")  # 4 in a row: what _gbk_spans needs
+_RE_BEYOND_LATIN = re.compile("[\u2e80-\U0010ffff]")  # CJK and later blocks: where GBK mojibake can be
 
 
 def _latin_mojibake(text: str) -> list[tuple[int, int, str]]:
@@ -847,6 +946,14 @@ def _gbk_mojibake(text: str) -> list[tuple[int, int, str]]:
     out = []
     for run in _RE_GBK_RUN.finditer(text):
         chars = run.group()
+        try:  # fast path: the whole run is 2 bytes a character in GBK (GBK is stateless: same bytes as char by char)
+            raw = chars.encode("gbk")
+        except UnicodeEncodeError:
+            raw = b""
+        if len(raw) == 2 * len(chars):
+            if _RE_UTF8_CJK3_RUN.search(raw):  # cheap necessary condition for _gbk_spans
+                out.extend(_gbk_spans(raw, run.start()))
+            continue
         pos = 0
         while pos < len(chars):
             # split the run into pieces that are 2 bytes each in GBK
@@ -861,7 +968,7 @@ def _gbk_mojibake(text: str) -> list[tuple[int, int, str]]:
                     break
                 raw += b
                 end += 1
-            if end - pos >= 6:
+            if end - pos >= 6 and _RE_UTF8_CJK3_RUN.search(raw):
                 out.extend(_gbk_spans(bytes(raw), run.start() + pos))
             pos = end + 1
     return out
@@ -925,20 +1032,20 @@ def _url_end(text: str, start: int, end: int) -> int:
     return start + len(url)
 
 
-def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
-    """Candidate findings as (kind, start, end, replacement)."""
-    found: list[tuple[str, int, int, str]] = []
-    code = [(m.start(), m.end()) for m in _RE_CODE.finditer(text)] if "`" in text else []
-    code_starts = [cs for cs, _ in code]
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of Markdown code (fenced blocks and inline code), disjoint and in order."""
+    if "`" not in text and "~~~" not in text:
+        return []
+    return [(m.start(), m.end()) for m in _RE_CODE.finditer(text)]
 
-    def in_code(s: int, e: int) -> bool:
-        # code spans are disjoint and in order: only the last one starting at or before s can hold [s, e)
-        at = bisect.bisect_right(code_starts, s)
-        return at > 0 and e <= code[at - 1][1]
+
+def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
+    """Candidate findings as (kind, start, end, replacement); none that overlaps Markdown code."""
+    found: list[tuple[str, int, int, str]] = []
 
     for s, e, fixed in _latin_mojibake(text):
         found.append(("mojibake", s, e, fixed))
-    if any(ord(c) > 0x2E7F for c in text):
+    if _RE_BEYOND_LATIN.search(text):
         for s, e, fixed in _gbk_mojibake(text):
             found.append(("mojibake", s, e, fixed))
     for m in _RE_MOJIBAKE_LOST.finditer(text):
@@ -950,24 +1057,32 @@ def _cleaning_candidates(text: str) -> list[tuple[str, int, int, str]]:
         if end - m.start() > 7:
             found.append(("url", m.start(), end, ""))
     for start, end in _html_tag_spans(text):
-        if not in_code(start, end):
-            tag = text[start:end].lower()
-            block = re.match(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b", tag) is not None
-            found.append(("html_tag", start, end, "\n" if block else ""))
+        tag = text[start:end].lower()
+        block = re.match(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b", tag) is not None
+        found.append(("html_tag", start, end, "\n" if block else ""))
     for m in _RE_HTML_ENTITY.finditer(text):
         fixed = html.unescape(m.group()).replace("\xa0", " ")
-        if fixed != m.group() and not in_code(m.start(), m.end()):
+        if fixed != m.group():
             found.append(("html_entity", m.start(), m.end(), fixed))
     for m in _RE_REPEATED_PUNCT.finditer(text):
-        if in_code(m.start(), m.end()):
-            continue
         g = m.group()
         fixed = "..." if g[0] == "." else "……" if g[0] == "…" else g[0]
         found.append(("repeated_punct", m.start(), m.end(), fixed))
     if re.search(r"[A-Za-z0-9]", text):
         for m in _RE_FULLWIDTH.finditer(text):
             found.append(("fullwidth_form", m.start(), m.end(), unicodedata.normalize("NFKC", m.group())))
-    return found
+    code = _code_spans(text) if found else []
+    if not code:
+        return found
+    code_starts = [cs for cs, _ in code]
+    ends = [ce for _, ce in code]
+
+    def touches_code(s: int, e: int) -> bool:
+        # code spans are disjoint and in order: only the last one starting before e can overlap [s, e)
+        at = bisect.bisect_left(code_starts, e)
+        return at > 0 and ends[at - 1] > s
+
+    return [f for f in found if not touches_code(f[1], f[2])]
 
 
 def _resolved_cleaning(text: str) -> list[tuple[str, int, int, str]]:
@@ -984,6 +1099,10 @@ def cleaning_findings(text: str | None) -> list[Finding]:
     like ``浣犲ソ涓栫晫``; unrecoverable ``锟斤拷`` and U+FFFD), ``repeated_punct`` (``!!!``,
     ``？？？``, ``。。``, ``，，``, ``....``, ``………``), ``fullwidth_form`` (full-width letters or
     digits such as ``ＡＢＣ１２３`` in text that also has half-width ones).
+
+    Nothing inside Markdown code is a finding: fenced blocks (```` ``` ```` or ``~~~``, an unclosed
+    fence running to the end of the text) and inline code spans are content (a URL in a Python
+    example, ``<div>`` in an HTML lesson), so :func:`clean_text` leaves them as they are.
     """
     if text is None:
         return []
@@ -998,7 +1117,8 @@ def clean_text(text: str | None, kinds: Iterable[str] | None = None) -> str:
     URLs and control characters are removed; HTML tags removed (``<br>`` and block ends become a
     newline); entities decoded; recoverable mojibake decoded, ``锟斤拷``/U+FFFD removed; repeated
     punctuation collapsed to one mark (``...`` / ``……`` for dots and ellipses); full-width
-    letters/digits made half-width. Where a removal leaves two spaces, one is dropped.
+    letters/digits made half-width. Where a removal leaves two spaces, one is dropped. Markdown code
+    (fenced blocks and inline code) is never changed.
     """
     if text is None:
         return ""

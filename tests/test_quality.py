@@ -635,7 +635,7 @@ def test_signature_of_a_text_longer_than_the_work_matrix_equals_datasketch(num_p
 
 # --------------------------------------------------------------------------- cleaning
 
-MOJIBAKE_ZH = "你好世界，这是一个测试。".encode("utf-8").decode("gbk", errors="replace")
+MOJIBAKE_ZH = "你好世界，这是一个测试。".encode().decode("gbk", errors="replace")
 
 
 @pytest.mark.parametrize(
@@ -690,6 +690,54 @@ def test_gbk_mojibake_found_in_longer_garbage():
 def test_cleaning_negative(text):
     assert cleaning_findings(text) == []
     assert clean_text(text) == text
+
+
+_PY_URL = 'url = "https://api.example.com/v1/items?page=2"'
+
+
+@pytest.mark.parametrize(
+    "text, kept_urls",
+    [
+        # English chat answer: a fenced Python example and a URL in prose
+        (f"Use requests:\n```python\nimport requests\n{_PY_URL}\nrequests.get(url)\n```\nDocs: https://docs.example.com/x.",
+         ["https://api.example.com/v1/items?page=2"]),
+        # Chinese answer: inline code and a URL outside it
+        ("把地址写成 `https://example.cn/api?id=1` 即可，详情见https://example.cn/help看看",
+         ["https://example.cn/api?id=1"]),
+        # Chinese answer, fenced block with a language tag and www. form
+        ("示例代码如下：\n```js\nfetch('www.example.com/data.json')\n```\n更多请访问 www.example.org/page 。",
+         ["www.example.com/data.json"]),
+        # ~~~ fence
+        ("Example:\n~~~\ncurl https://x.example.com/y\n~~~\nor see https://z.example.com/w", ["https://x.example.com/y"]),
+    ],
+)
+def test_cleaning_leaves_urls_in_code(text, kept_urls):
+    found = cleaning_findings(text)
+    cleaned = clean_text(text)
+    for url in kept_urls:
+        assert url in cleaned
+        assert all(url not in m for _k, _s, _e, m in found)
+    # the one URL outside code is still a finding and is removed
+    assert [k for k, *_ in found] == ["url"]
+    outside = found[0][3]
+    assert outside not in cleaned and text.count(outside) == 1
+
+
+def test_no_cleaning_fix_touches_code():
+    fenced = ("答案：\n```python\nhtml = \"<p>Hi&amp;bye</p>!!!\"  # ＡＢ1\nurl = \"https://a.example.com/q\"\n```\n"
+              "正文有<b>标签</b>和网址 https://b.example.com/p ！！！")
+    cleaned = clean_text(fenced)
+    block = fenced[fenced.index("```") : fenced.rindex("```") + 3]
+    assert block in cleaned
+    assert cleaned.endswith("正文有标签和网址 ！")
+    inline = "Call `requests.get(\"https://api.example.com\")` and write `<br>` or `&nbsp;!!!`."
+    assert cleaning_findings(inline) == [] and clean_text(inline) == inline
+
+
+def test_unclosed_fence_is_code_to_the_end():
+    # a truncated answer: the fence never closes, Markdown renders the rest as code
+    text = "See https://docs.example.com first.\n```python\nurl = \"https://api.example.com/v1\"\n"
+    assert clean_text(text) == "See first.\n```python\nurl = \"https://api.example.com/v1\"\n"
 
 
 def test_clean_text_selected_kinds():
