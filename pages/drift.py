@@ -9,12 +9,12 @@ import polars as pl
 import streamlit as st
 
 from core.analyses.drift import MAX_EMBED_TEXTS, feature_name
-from core.drift import KS_ALPHA, PSI_MODERATE, PSI_SIGNIFICANT, embedding_drift
+from core.drift import KS_ALPHA, PSI_MODERATE, PSI_SIGNIFICANT
 from core.drift_features import LABEL, PREDICTED, selection_options
 from ui.errors import shown_errors
 from ui.format import MISSING
-from ui.jobs import job_result
-from ui.session import get_store, require_dataset
+from ui.jobs import job_result, submit
+from ui.session import require_dataset
 
 STATUS_COLORS = {"stable": "#d7f0d7", "moderate": "#ffe7b3", "significant": "#f7c6c5"}
 DEFAULT_BINS = 10
@@ -250,22 +250,14 @@ except Exception as exc:  # a broken embeddings install: say so, keep the rest o
     choice = f"embedding model unavailable ({type(exc).__name__})"
 st.caption(f"{len(ref_texts):,} + {len(cur_texts):,} texts (at most {MAX_EMBED_TEXTS:,} per side) · {choice}. "
            "Vectors are cached in the store, so a second run is quick.")
-emb_key = (dataset, ref_label, cur_label, view.ref_n, view.cur_n)
-emb_results = st.session_state.setdefault("drift_embedding", {})
-if st.button("Compute embedding drift", key="drift_embed", icon=":material/scatter_plot:"):
-    bar = st.progress(0.0, text="Loading the embedding model…")
-    try:
-        with shown_errors():
-            from core.embeddings import embed
-
-            vectors = embed(ref_texts + cur_texts, store=get_store(),
-                            progress=lambda done, n: bar.progress(min(done / max(n, 1), 1.0),
-                                                                  text=f"Embedding {done:,} / {n:,} texts"))
-            bar.progress(1.0, text="Fitting the domain classifier…")
-            emb_results[emb_key] = embedding_drift(vectors[: len(ref_texts)], vectors[len(ref_texts):])
-    finally:
-        bar.empty()
-emb = emb_results.get(emb_key)
+# the "embedding_drift" job: on request (it embeds every text of both sides), on the background worker with
+# progress and Cancel, stored for every user (a reload or another lead sees it)
+emb = job_result(dataset, "embedding_drift", params, key="drift_emb_job", start=False)
+if st.button("Compute embedding drift" if emb is None else "Compute it again", key="drift_embed",
+             icon=":material/scatter_plot:", help="Runs in the background; the result is stored for everyone."):
+    with shown_errors(stop=True):
+        submit(dataset, "embedding_drift", params)
+    st.rerun()
 if emb is None:
     st.caption("Projects both sides on the reference's principal components (PSI per component) and "
                "trains a classifier to tell them apart (domain AUC: 0.5 means no detectable shift).")

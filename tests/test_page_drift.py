@@ -167,9 +167,12 @@ def test_embedding_drift_button(app_env, tmp_path):
     auc = {m.label: m.value for m in at.metric}["Domain AUC"]
     assert 0.0 <= float(auc) <= 1.0
     assert float(auc) > 0.7  # long Chinese cancellation texts vs short refund texts: separable
-    # kept for the selection across reruns
+    # kept for the selection across reruns, and stored: a new session (a reload, another lead) sees it
     at.run()
     assert "Domain AUC" in {m.label for m in at.metric}
+    again = run_page(PAGE)
+    assert {m.label: m.value for m in again.metric}["Domain AUC"] == auc
+    assert any("Computed at" in t for t in texts(again.caption))
 
 
 def test_renders_on_demo(app_env):
