@@ -93,6 +93,8 @@ def combine_fields(df: pl.DataFrame, fields: Sequence[str] = ("instruction", "in
     """Join the chosen text fields of each row (missing columns and nulls skipped) into one text per row.
 
     Use it to feed :func:`exact_duplicates` / :func:`near_duplicates` "across the chosen text fields".
+    A row whose ``text`` contains every other chosen field's value (a conversation's whole text, see
+    ``core.records``) gives its ``text`` alone: joining would repeat the conversation.
     """
     if not isinstance(df, pl.DataFrame):
         raise ValueError("expected a polars DataFrame")
@@ -100,7 +102,17 @@ def combine_fields(df: pl.DataFrame, fields: Sequence[str] = ("instruction", "in
     if not present:
         raise ValueError(f"none of the text fields {list(fields)} is a column of the data set")
     columns = [df.get_column(f).cast(pl.Utf8).to_list() for f in present]
-    return [sep.join(v for v in row if v) for row in zip(*columns)]
+    joined = [sep.join(v for v in row if v) for row in zip(*columns)]
+    if "text" in present and len(present) > 1:
+        # a conversation's `text` is the whole record (core.records: chat, ShareGPT, preference pairs), holding
+        # its prompt, context and answer: use it alone, else every conversation is read twice (near-duplicate
+        # views, embeddings). Told by content, so a file whose `text` column is independent keeps every field.
+        t = present.index("text")
+        for i, row in enumerate(zip(*columns)):
+            whole = row[t]
+            if whole and all(v in whole for j, v in enumerate(row) if j != t and v):
+                joined[i] = whole
+    return joined
 
 
 # ---------------------------------------------------------------------------

@@ -971,3 +971,15 @@ def test_out_of_fold_probs_small_classes(counts):
 def test_out_of_fold_probs_rejects_bad_input(x, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         out_of_fold_probs(x, labels, **kwargs)
+
+
+def test_combine_fields_reads_a_conversation_once():
+    """A chat record's `text` is the whole conversation (core.records): joined with its prompt and answer it would
+    be read twice; a file whose `text` column is independent of the others keeps every field."""
+    conversation = "user: 我的包裹在哪？\nassistant: 今天发货。"
+    df = pl.DataFrame({"instruction": ["我的包裹在哪？", "Translate"], "input": [None, "Good morning"],
+                       "output": ["今天发货。", "Bonjour"], "text": [conversation, "a separate note"]})
+    from core.quality import combine_fields
+
+    assert combine_fields(df, ["instruction", "input", "output", "text"]) == [
+        conversation, "Translate\nGood morning\nBonjour\na separate note"]
