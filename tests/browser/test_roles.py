@@ -147,7 +147,7 @@ def test_reviewer_corrects_a_flagged_sample_and_finds_it_in_the_audit(roles_serv
     expect(page.get_by_text("Reviews (1)")).to_be_visible()
     # The tables are canvas grids: their cells exist in the DOM for accessibility, hidden.
     expect(page.get_by_text("browser test correction").first).to_be_attached()
-    expect(page.get_by_text("review.save").first).to_be_attached()
+    expect(page.get_by_text("Review saved").first).to_be_attached()  # the readable name of review.save
 
 
 def test_reviewer_sees_no_lead_control_and_core_refuses_lead_actions(roles_server, page, monkeypatch):
