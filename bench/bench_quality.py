@@ -165,8 +165,8 @@ def build_templated(n: int, seed: int) -> tuple[list[str], list[tuple[int, int]]
     """n texts like bench_scale's (instruction + reply joined), 2% of them edited copies of another: (texts, plants)."""
     import random
 
-    from bench_import import EN, REPLY_EN, REPLY_ZH, ZH
-    from bench_scale import _WORDS_EN, _WORDS_ZH
+    from bench_import import REPLY_ZH, ZH
+    from bench_scale import templated_request
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
@@ -175,13 +175,7 @@ def build_templated(n: int, seed: int) -> tuple[list[str], list[tuple[int, int]]
     texts: list[str] = []
     for s in range(n - n_plant):
         second = s >= n // 2
-        zh = rng.random() < (0.7 if second else 0.4)
-        phrase = rng.choice(ZH if zh else EN)
-        order = f"{rng.randrange(10**9):09d}"
-        extra = rng.sample(_WORDS_ZH if zh else _WORDS_EN, 4 + rng.randrange(8))
-        ins = (f"{phrase}{''.join(extra)}，订单号 {order}，金额 {rng.randrange(10, 5000)} 元。" if zh else
-               f"{phrase} {' '.join(extra)}. Order {order}, amount ${rng.randrange(10, 5000)}.")
-        out = " ".join(rng.choice(REPLY_ZH if zh else REPLY_EN) for _ in range(1 + rng.randrange(4 if second else 2)))
+        _, ins, out = templated_request(rng, second)
         texts.append(ins + "\n" + out)
     plants = []
     for _ in range(n_plant):

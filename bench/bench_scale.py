@@ -45,6 +45,19 @@ _WORDS_ZH = sorted({t[i:i + 2] for t in ZH + REPLY_ZH for i in range(0, len(t) -
                     if t[i:i + 2].isalnum()})
 
 
+def templated_request(rng: random.Random, second: bool) -> tuple[bool, str, str]:
+    """One bilingual customer request and its canned reply: (Chinese?, instruction, output). The second batch
+    is more Chinese and has longer replies. bench_quality.py builds its templated texts with it too."""
+    zh = rng.random() < (0.7 if second else 0.4)
+    phrase = rng.choice(ZH if zh else EN)
+    order = f"{rng.randrange(10**9):09d}"
+    extra = rng.sample(_WORDS_ZH if zh else _WORDS_EN, 4 + rng.randrange(8))
+    instruction = (f"{phrase}{''.join(extra)}，订单号 {order}，金额 {rng.randrange(10, 5000)} 元。" if zh else
+                   f"{phrase} {' '.join(extra)}. Order {order}, amount ${rng.randrange(10, 5000)}.")
+    output = " ".join(rng.choice(REPLY_ZH if zh else REPLY_EN) for _ in range(1 + rng.randrange(4 if second else 2)))
+    return zh, instruction, output
+
+
 def generate(path: Path, n_samples: int, seed: int = 7) -> int:
     """Write ``n_samples`` x 3 annotator rows as JSON lines (with the model's probabilities); return the bytes."""
     rng = random.Random(seed)
@@ -53,14 +66,7 @@ def generate(path: Path, n_samples: int, seed: int = 7) -> int:
         buf: list[str] = []
         for s in range(n_samples):
             second = s >= half
-            zh = rng.random() < (0.7 if second else 0.4)
-            phrase = rng.choice(ZH if zh else EN)
-            order = f"{rng.randrange(10**9):09d}"
-            extra = rng.sample(_WORDS_ZH if zh else _WORDS_EN, 4 + rng.randrange(8))
-            instruction = (f"{phrase}{''.join(extra)}，订单号 {order}，金额 {rng.randrange(10, 5000)} 元。" if zh else
-                           f"{phrase} {' '.join(extra)}. Order {order}, amount ${rng.randrange(10, 5000)}.")
-            replies = REPLY_ZH if zh else REPLY_EN
-            output = " ".join(rng.choice(replies) for _ in range(1 + rng.randrange(4 if second else 2)))
+            _, instruction, output = templated_request(rng, second)
             true = min(len(LABELS) - 1, int(rng.random() ** (0.6 if second else 1.0) * len(LABELS)))
             weights = [rng.random() + (3.0 if k == true else 0.0) for k in range(len(LABELS))]
             base = {"id": f"s{s:07d}", "instruction": instruction, "output": output,
