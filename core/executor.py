@@ -1,0 +1,114 @@
+"""One executor interface for the heavy per-sample maps (issue 18): in-process by default, Ray when asked.
+
+A *map* is ``fn(batch: pl.DataFrame) -> pl.DataFrame``: a module-level function (so another process or a
+Ray worker can import it by name) whose output rows depend only on the rows of its input batch — per-sample
+findings, signatures, vectors. :meth:`Executor.map_batches` cuts a frame into batches, runs ``fn`` on each
+and returns the concatenated outputs **in input order** (batch by batch), so every backend gives the same
+frame for the same input.
+
+- :class:`LocalExecutor` (the default): small inputs run inline; larger ones on a pool of worker processes,
+  one per local core (the maps are Python-bound: threads would share one core through the GIL).
+- ``core.executor_ray.RayExecutor``: Ray Data ``map_batches`` over Parquet shards of the input, results
+  written back as Parquet and read in order; chosen when ``QUALITY_RAY_ADDRESS`` is set (``local`` starts a
+  Ray instance on this machine). Ray is an optional extra (``requirements-scale.txt``).
+
+:func:`get_executor` picks one from the environment. Nothing here touches the store: callers load the
+results into it in one transaction.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol
+
+import polars as pl
+
+BatchFn = Callable[[pl.DataFrame], pl.DataFrame]
+#: ``progress(stage, fraction)`` as jobs report it (:mod:`core.jobs.base`); may raise to cancel.
+Progress = Callable[[str, float], Any]
+
+#: Default rows per batch: large enough that a process hop (pickling a batch both ways) is noise next to the
+#: work on it, small enough that a progress bar moves and a batch's working set stays in tens of MB.
+DEFAULT_BATCH_ROWS = 20_000
+#: Below this many rows a local map runs inline: starting worker processes (each imports polars and the
+#: check code, ~1-2 s) costs more than it saves.
+POOL_MIN_ROWS = 40_000
+ENV_RAY_ADDRESS = "QUALITY_RAY_ADDRESS"
+ENV_WORKERS = "QUALITY_WORKERS"
+
+
+class Executor(Protocol):
+    name: str
+
+    def map_batches(self, fn: BatchFn, frame: pl.DataFrame, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+                    progress: Progress | None = None, stage: str = "") -> pl.DataFrame:
+        """``fn`` over ``frame`` in batches of ``batch_rows``; the outputs concatenated in input order."""
+
+
+def batches(frame: pl.DataFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """``frame`` cut into consecutive slices of at most ``batch_rows`` rows (none for an empty frame)."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows!r}")
+    for start in range(0, frame.height, batch_rows):
+        yield frame.slice(start, batch_rows)
+
+
+def concat(parts: list[pl.DataFrame], fn: BatchFn, empty: pl.DataFrame) -> pl.DataFrame:
+    """The outputs of a map, one frame (``fn`` on an empty batch gives the schema when there are none)."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return fn(empty)
+    return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done / total if total else 1.0)
+
+
+class LocalExecutor:
+    """Batches inline, or on ``workers`` processes (default: one per core; ``QUALITY_WORKERS`` overrides)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, pool_min_rows: int = POOL_MIN_ROWS):
+        env = os.environ.get(ENV_WORKERS)
+        self.workers = max(1, int(workers or (int(env) if env else 0) or os.cpu_count() or 1))
+        self.pool_min_rows = pool_min_rows
+
+    def map_batches(self, fn: BatchFn, frame: pl.DataFrame, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+                    progress: Progress | None = None, stage: str = "") -> pl.DataFrame:
+        parts_in = list(batches(frame, batch_rows))
+        total = len(parts_in)
+        out: list[pl.DataFrame] = []
+        if self.workers == 1 or frame.height < self.pool_min_rows or total < 2:
+            for i, part in enumerate(parts_in):
+                out.append(fn(part))
+                _report(progress, stage, i + 1, total)
+            return concat(out, fn, frame.clear())
+        # spawn: the caller may be a server thread beside DuckDB's own threads, which fork would copy mid-state.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.workers, total), mp_context=context) as pool:
+            futures = [pool.submit(fn, part) for part in parts_in]
+            try:
+                for i, future in enumerate(futures):
+                    out.append(future.result())
+                    _report(progress, stage, i + 1, total)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return concat(out, fn, frame.clear())
+
+
+def get_executor() -> Executor:
+    """The executor the environment asks for: Ray at ``QUALITY_RAY_ADDRESS`` when set, else local."""
+    address = os.environ.get(ENV_RAY_ADDRESS, "").strip()
+    if address:
+        from core.executor_ray import RayExecutor
+
+        return RayExecutor(address)
+    return LocalExecutor()
