@@ -57,6 +57,7 @@ __all__ = [
     "compare_features",
     "compare_sides",
     "default_pair",
+    "embedding_rows",
     "embedding_texts",
     "label_shares",
     "latest_prediction_round",
@@ -260,6 +261,13 @@ def selection_features(samples: pl.DataFrame, annotations: pl.DataFrame | None =
     if fields:
         text = text_features(samples.select("sample_id", *fields)).drop("sample_id")
         out = pl.concat([out, text], how="horizontal")
+    elif not any(f in samples.columns for f in TEXT_FIELDS):
+        # Lengths computed beforehand (:func:`text_features` page by page, so a million texts are never held at
+        # once): the same columns, for the fields with at least one value in this selection.
+        pre = [c for f in TEXT_FIELDS if f"{f}_chars" in samples.columns
+               and samples[f"{f}_chars"].null_count() < samples.height for c in (f"{f}_chars", f"{f}_tokens")]
+        if pre:
+            out = pl.concat([out, samples.select(pre)], how="horizontal")
 
     ann = _annotations(annotations)
     out = out.join(majority_labels(ann), on="sample_id", how="left", maintain_order="left")
@@ -423,12 +431,19 @@ def embedding_texts(samples: pl.DataFrame, max_texts: int = 2000, seed: int = 0)
     uniformly without replacement (``numpy.random.default_rng(seed)``, original order kept),
     since embedding every text of a large batch takes minutes and PCA/AUC need far fewer.
     """
-    if max_texts < 1:
-        raise ValueError(f"max_texts must be >= 1, got {max_texts!r}")
     if samples.height == 0:
+        embedding_rows(0, max_texts, seed)  # checks max_texts
         return []
     texts = combine_fields(samples, TEXT_FIELDS)
-    if len(texts) > max_texts:
-        keep = np.sort(np.random.default_rng(seed).choice(len(texts), max_texts, replace=False))
-        texts = [texts[i] for i in keep]
-    return texts
+    keep = embedding_rows(len(texts), max_texts, seed)
+    return texts if keep is None else [texts[i] for i in keep]
+
+
+def embedding_rows(n: int, max_texts: int, seed: int = 0) -> np.ndarray | None:
+    """The rows of a side of ``n`` samples that :func:`embedding_texts` embeds, ascending (None: all of them), so
+    a caller holding only the side's ids can fetch just those texts."""
+    if max_texts < 1:
+        raise ValueError(f"max_texts must be >= 1, got {max_texts!r}")
+    if n <= max_texts:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, max_texts, replace=False))

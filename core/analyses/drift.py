@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from core.drift import TEXT_FIELDS, text_features
 from core.drift_features import (
     Selection,
     SideData,
     compare_sides,
     default_pair,
+    embedding_rows,
     embedding_texts,
     label_shares,
     order_batches,
@@ -92,10 +94,41 @@ def parse_selection(label: str) -> Selection:
     raise ValueError(f"a selection is 'batch NAME' or 'round N', got {label!r}")
 
 
-def _side(store: Store, dataset: str, selection: Selection) -> SideData:
+#: Samples per page of the length pass: one page of texts in memory at a time.
+PAGE_ROWS = 100_000
+
+
+def length_frame(store: Store, dataset: str, progress=None) -> pl.DataFrame:
+    """``sample_id, batch, round`` and :func:`core.drift.text_features`'s lengths of every sample (excluded ones
+    too, as the sides of a comparison always had), computed page by page: at a million samples the texts
+    (gigabytes) are never held at once, only their lengths (tens of MB)."""
+    total = max(1, store.overview_counts(dataset).get("samples", 0))
+    parts, seen = [], 0
+    for page in store.sample_pages(dataset, page_rows=PAGE_ROWS):
+        lengths = text_features(page.select("sample_id", *TEXT_FIELDS)).drop("sample_id")
+        parts.append(pl.concat([page.select("sample_id", "batch", "round"), lengths], how="horizontal"))
+        seen += page.height
+        if progress:
+            progress("measuring the texts", 0.02 + 0.25 * min(1.0, seen / total))
+    if not parts:
+        return pl.DataFrame(schema={"sample_id": pl.String, "batch": pl.String, "round": pl.Int32})
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _side(store: Store, dataset: str, selection: Selection, lengths: pl.DataFrame) -> SideData:
     args = selection.store_args()
-    return SideData(store.samples(dataset, **args), store.annotations(dataset, **args),
+    column = "batch" if selection.kind == "batch" else "round"
+    return SideData(lengths.filter(pl.col(column) == selection.value), store.annotations(dataset, **args),
                     store.selection_predictions(dataset, **args))
+
+
+def _embedding_texts(store: Store, dataset: str, side: SideData, seed: int) -> list[str]:
+    """:func:`core.drift_features.embedding_texts` of a side, reading only the texts it keeps."""
+    if side.n_samples == 0:
+        return []
+    keep = embedding_rows(side.n_samples, MAX_EMBED_TEXTS, seed)
+    ids = side.samples["sample_id"] if keep is None else side.samples["sample_id"].gather(keep)
+    return embedding_texts(store.samples_by_ids(dataset, ids.to_list()), MAX_EMBED_TEXTS)
 
 
 def _subsample(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -112,7 +145,8 @@ def drift_view(store: Store, dataset: str, ref: str | None = None, cur: str | No
 
     report("loading the selections", 0.02)
     batches, rounds = store.batches(dataset), store.rounds(dataset)
-    round_sides = {r: _side(store, dataset, Selection("round", r)) for r in rounds}
+    lengths = length_frame(store, dataset, progress)
+    round_sides = {r: _side(store, dataset, Selection("round", r), lengths) for r in rounds}
     placed = [s.samples.select("batch", "round") for s in round_sides.values()]
     batches = order_batches(batches, pl.concat(placed) if placed else None)
     pair = default_pair(batches, rounds)
@@ -122,7 +156,8 @@ def drift_view(store: Store, dataset: str, ref: str | None = None, cur: str | No
     cur_sel = parse_selection(cur) if cur is not None else pair[1]
 
     def side(sel: Selection) -> SideData:
-        return round_sides[sel.value] if sel.kind == "round" and sel.value in round_sides else _side(store, dataset, sel)
+        return (round_sides[sel.value] if sel.kind == "round" and sel.value in round_sides
+                else _side(store, dataset, sel, lengths))
 
     ref_side, cur_side = side(ref_sel), side(cur_sel)
     view = DriftView(batches, rounds, ref_sel.label, cur_sel.label, bins, ref_side.n_samples, cur_side.n_samples)
@@ -153,6 +188,6 @@ def drift_view(store: Store, dataset: str, ref: str | None = None, cur: str | No
         batches, rounds, ref_sel.label, cur_sel.label, bins, ref_side.n_samples, cur_side.n_samples,
         report=result.report, unavailable=result.unavailable, ref_pred_round=result.ref_pred_round,
         cur_pred_round=result.cur_pred_round, shares=shares, values=values, trend=trend,
-        ref_texts=embedding_texts(ref_side.samples, MAX_EMBED_TEXTS),
-        cur_texts=embedding_texts(cur_side.samples, MAX_EMBED_TEXTS, seed=1),
+        ref_texts=_embedding_texts(store, dataset, ref_side, 0),
+        cur_texts=_embedding_texts(store, dataset, cur_side, 1),
     )

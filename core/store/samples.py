@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import polars as pl
 
 from core.auth import authorize
 from core.roles import Action
-from core.store.db import Database, _first, _quote_ident
+from core.store.db import Database, _first, _frame, _quote_ident
+
+#: Columns :meth:`Samples.sample_pages` can read.
+_PAGE_COLUMNS = frozenset({"sample_id", "instruction", "input", "output", "text", "batch", "round", "content_hash",
+                           "excluded", "import_id"})
 
 
 class Samples(Database):
@@ -25,6 +30,47 @@ class Samples(Database):
                ORDER BY sample_id""",
             [dataset, batch, batch, round, round, include_excluded],
         )
+
+    def sample_pages(self, dataset: str, columns: Sequence[str] = ("sample_id", "instruction", "input", "output",
+                                                                   "text", "batch", "round"),
+                     page_rows: int = 100_000, include_excluded: bool = True) -> Iterator[pl.DataFrame]:
+        """The samples of a dataset in pages of at most ``page_rows`` rows, by sample_id (keyset pages: each page is
+        its own short query, so a pass over a million samples holds one page of text at a time and no lock
+        between pages). ``columns``: a subset of the samples table's plain columns."""
+        unknown = sorted(set(columns) - _PAGE_COLUMNS)
+        if unknown or "sample_id" not in columns:
+            raise ValueError(f"sample_pages: columns must include sample_id and be among {sorted(_PAGE_COLUMNS)}; "
+                             f"got {', '.join(unknown) or 'no sample_id'}")
+        if page_rows < 1:
+            raise ValueError(f"page_rows must be at least 1, got {page_rows!r}")
+        select = ", ".join(_quote_ident(c) for c in columns)
+        after: str | None = None
+        while True:
+            page = self.query_df(
+                f"""SELECT {select} FROM samples
+                    WHERE dataset = ? AND (?::VARCHAR IS NULL OR sample_id > ?) AND (? OR NOT excluded)
+                    ORDER BY sample_id LIMIT ?""",
+                [dataset, after, after, include_excluded, page_rows],
+            )
+            if page.height:
+                yield page
+            if page.height < page_rows:
+                return
+            after = page["sample_id"][-1]
+
+    def samples_by_ids(self, dataset: str, sample_ids: Sequence[str]) -> pl.DataFrame:
+        """The samples (columns of :meth:`samples`) with the given ids, by sample_id; unknown ids are absent."""
+        ids = pl.DataFrame({"sample_id": list(dict.fromkeys(str(s) for s in sample_ids))}, schema={"sample_id": pl.Utf8})
+        with self.cursor() as cur:
+            cur.register("_ids", ids.to_arrow())
+            try:
+                return _frame(cur,
+                              """SELECT s.sample_id, s.instruction, s.input, s.output, s.text, s.batch, s.round,
+                                        s.content_hash, s.meta, s.excluded
+                                 FROM samples s SEMI JOIN _ids ON s.sample_id = _ids.sample_id
+                                 WHERE s.dataset = ? ORDER BY s.sample_id""", [dataset])
+            finally:
+                cur.unregister("_ids")
 
     def sample(self, dataset: str, sample_id: str) -> dict[str, Any] | None:
         """One sample: its text fields, batch, round, meta, excluded, and its record's shape and the
