@@ -35,7 +35,6 @@ from core.quality_report import (
     label_error_priorities,
     near_duplicates_at,
     report_to_dict,
-    run_report,
     send_to_review,
 )
 from core.roles import Action
@@ -126,13 +125,6 @@ def readable_kinds(frame: pl.DataFrame) -> pl.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=4)
 def parse_eval_set(data: bytes, name: str):
     return read_eval_texts(data, name)
-
-
-@st.cache_data(ttl=300, show_spinner="Checking the samples against the evaluation set…", max_entries=4)
-def load_contamination(key: tuple, include_excluded: bool, digest: str, _texts: tuple[str, ...]):
-    # digest stands for the texts in the cache key (the leading underscore keeps them out of the hash)
-    return run_report(get_store(), key[1], include_excluded=include_excluded, checks=["contamination"],
-                      eval_texts=list(_texts)).results["contamination"]
 
 
 def md_escape(text: str | None) -> str:
@@ -280,8 +272,14 @@ if stored is not None and stored.computed:
                               stored.source, stored.n_labeled, stored.n_checked, stored.note)
 report.label_errors = stored
 if eval_set is not None and "contamination" in CHECKS:
-    with shown_errors():
-        found = load_contamination(data_key(dataset), include_excluded, eval_set.digest, eval_set.texts)
+    # the "contamination" job, in the background worker (a large evaluation set against a million samples takes
+    # minutes), stored per evaluation set: a reload or another lead with the same questions reads it
+    contamination = job_stored(dataset, "contamination", {"eval_texts": list(eval_set.texts),
+                                                          "eval_name": eval_set.name,
+                                                          "include_excluded": include_excluded},
+                               key="dq_contamination_job", quiet=True)
+    if contamination is not None:
+        found = contamination.value
         if decision is None:
             found = replace(found, frame=privacy.mask_frame(found.frame))
         report.results["contamination"] = found

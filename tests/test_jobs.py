@@ -200,6 +200,28 @@ def test_builtin_jobs_run_and_round_trip(store, tmp_path):
     assert again[0].skipped
 
 
+def test_contamination_job_is_keyed_by_its_evaluation_set(store, tmp_path):
+    long_en = ("the quick brown fox jumps over the lazy dog while the farmer counts his sheep in the "
+               "green valley before the long winter night")
+    long_zh = "请问在一个标准大气压下水的沸点是多少摄氏度以及为什么高原上水的沸点会更低呢"
+    import_rows(store, tmp_path, [{"id": "leak-en", "text": f"Q: {long_en}?", "annotator": "alice", "label": LABELS[0]},
+                                  {"id": "leak-zh", "text": f"问题：{long_zh}", "annotator": "alice", "label": LABELS[1]}],
+                labels=LABELS)
+    assert "contamination" not in [j.name for j in jobs.ordered()]  # on request only: it needs an evaluation set
+    found = run_job(store, "ds", "contamination", {"eval_texts": [long_en, long_zh], "eval_name": "eval.jsonl"},
+                    actor="cli").value
+    assert sorted(found.frame["sample_id"].unique().to_list()) == ["leak-en", "leak-zh"]
+    assert found.count == 2 and "2 evaluation items" in found.detail
+    other = run_job(store, "ds", "contamination", {"eval_texts": ["an unrelated question about tides"]},
+                    actor="cli").value
+    assert other.count == 0
+    # each set has its own stored result
+    assert get_or_none(store, "ds", "contamination", {"eval_texts": [long_en, long_zh],
+                                                      "eval_name": "eval.jsonl"}).value.count == 2
+    with pytest.raises(ValueError, match="evaluation set"):
+        run_job(store, "ds", "contamination", {"eval_texts": ["  "]}, actor="cli")
+
+
 # -- authorization ---------------------------------------------------------------------------------------
 @pytest.fixture
 def team(tmp_path, monkeypatch):
