@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.auth import LOGIN_THROTTLE, AuthConfigError, authenticate, load_users
 from core.sessions import session_secret
+from ui import warmup
 from ui.errors import show_error
 from ui.format import md_escape
 from ui.navigation import DEFAULT_PAGE, PAGES, pages_for
@@ -21,6 +22,7 @@ from ui.session import (
 )
 
 st.set_page_config(page_title="Annotation quality", page_icon=":material/fact_check:", layout="wide")
+warmup.start()  # the pages' imports on a background thread, once per server, while the user logs in
 
 
 def _url_path(spec) -> str:

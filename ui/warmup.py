@@ -1,0 +1,51 @@
+"""Server warm-up: import what the pages need on a background thread as soon as the server runs its first
+script (usually the login form), so the first open of each page does not pay for it.
+
+Measured on the 100k benchmark store (issue 18): a page's first open after a server start spent most of its
+4-5 s importing (scikit-learn's metrics alone ~2 s, then scipy, the job registry, plotly's figure validators),
+not computing: its results were stored. Imports are idempotent and guarded by Python's import lock, so a page
+that needs a module while the thread is still importing it simply waits for that one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+
+import streamlit as st
+
+log = logging.getLogger(__name__)
+
+#: Modules the pages import (directly or through core), heaviest first. Not the embedding models (torch,
+#: sentence-transformers): hundreds of MB of memory, loaded only when someone asks for embeddings.
+MODULES: tuple[str, ...] = (
+    "sklearn.metrics", "scipy.stats", "plotly.express", "plotly.graph_objects", "pandas",
+    "core.agreement", "core.jobs", "core.jobs.runner", "core.jobs.worker", "core.analyses.agreement",
+    "core.analyses.annotators", "core.analyses.drift", "core.analyses.iterations", "core.quality_report",
+    "core.active_learning", "core.selection", "core.consensus", "core.gold", "core.export", "core.review",
+    "core.queue", "core.ingest", "core.records", "core.metrics", "core.drift", "core.privacy",
+    "ui.jobs", "ui.records", "ui.report", "ui.format", "ui.privacy",
+)
+
+
+def _warm() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.warning("warm-up: importing %s failed", name, exc_info=True)
+    try:  # plotly loads a property validator on first use: build one small figure of the kinds the pages draw
+        import plotly.express as px
+
+        px.bar(x=[1, 2], y=["a", "b"], orientation="h").update_layout(height=200, margin={"l": 1, "r": 1})
+    except Exception:
+        log.warning("warm-up: plotly figure failed", exc_info=True)
+
+
+@st.cache_resource(show_spinner=False)
+def start() -> threading.Thread:
+    """Start the warm-up once per server process (a daemon thread: it never holds up a shutdown)."""
+    thread = threading.Thread(target=_warm, name="quality-warmup", daemon=True)
+    thread.start()
+    return thread
