@@ -7,7 +7,8 @@ and returns the concatenated outputs **in input order** (batch by batch), so eve
 frame for the same input.
 
 - :class:`LocalExecutor` (the default): small inputs run inline; larger ones on a pool of worker processes,
-  one per local core (the maps are Python-bound: threads would share one core through the GIL).
+  one per local core (the maps are Python-bound: threads would share one core through the GIL), started on the
+  first such map and kept for the process's life.
 - ``core.executor_ray.RayExecutor``: Ray Data ``map_batches`` over Parquet shards of the input, results
   written back as Parquet and read in order; chosen when ``QUALITY_RAY_ADDRESS`` is set (``local`` starts a
   Ray instance on this machine). Ray is an optional extra (``requirements-scale.txt``).
@@ -18,10 +19,13 @@ results into it in one transaction.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 import polars as pl
@@ -89,19 +93,54 @@ class LocalExecutor:
                 out.append(fn(part))
                 _report(progress, stage, i + 1, total)
             return concat(out, fn, frame.clear())
-        # spawn: the caller may be a server thread beside DuckDB's own threads, which fork would copy mid-state.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, total), mp_context=context) as pool:
-            futures = [pool.submit(fn, part) for part in parts_in]
-            try:
-                for i, future in enumerate(futures):
-                    out.append(future.result())
-                    _report(progress, stage, i + 1, total)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        pool = _shared_pool(self.workers)
+        futures = [pool.submit(fn, part) for part in parts_in]
+        try:
+            for i, future in enumerate(futures):
+                out.append(future.result())
+                _report(progress, stage, i + 1, total)
+        except BrokenProcessPool:
+            _drop_pool(pool)  # a worker died (killed, out of memory): the next map starts a fresh pool
+            raise
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
         return concat(out, fn, frame.clear())
+
+
+# One pool per process and size, kept between maps: starting workers (spawn, then importing polars and the check
+# code) costs 1-3 s, which a per-call pool paid on every pass of every job. Shut down when the process exits.
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _shared_pool(workers: int) -> ProcessPoolExecutor:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            # spawn: the caller may be a server thread beside DuckDB's own threads, which fork would copy mid-state.
+            pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers,
+                                                         mp_context=multiprocessing.get_context("spawn"))
+        return pool
+
+
+def _drop_pool(pool: ProcessPoolExecutor) -> None:
+    with _POOLS_LOCK:
+        for key, held in list(_POOLS.items()):
+            if held is pool:
+                del _POOLS[key]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop the worker processes of every shared pool (at exit; tests may call it)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def get_executor() -> Executor:

@@ -394,6 +394,9 @@ def near_duplicate_pairs(
     shingle: int = DEFAULT_SHINGLE,
     seed: int = 1,
     lsh_backend: str = "numpy",
+    *,
+    keys: Sequence[str | None] | None = None,
+    signatures: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Find pairs of rows whose normalized texts have character-shingle Jaccard >= ``threshold``.
 
@@ -415,6 +418,12 @@ def near_duplicate_pairs(
     Rows that are exact duplicates after :func:`normalize_text` are searched once: each later
     copy is paired with the first copy at Jaccard 1.0. Empty texts are ignored.
 
+    ``keys`` and ``signatures``, given together, are each row's work done beforehand (cached per sample by
+    :mod:`core.passes.minhash`): a key that stands for its normalized text (equal keys, equal texts; None or
+    ``""`` for an empty text) and its MinHash signature with these ``num_perm``, ``shingle`` and ``seed`` (one row
+    per text, rows of empty texts ignored). Then only the texts of candidate pairs are normalized; the result is
+    the same.
+
     Returns a DataFrame with columns ``row_a < row_b``, ``estimated_jaccard`` (MinHash) and
     ``jaccard`` (exact), sorted by ``row_a, row_b``.
     """
@@ -425,6 +434,13 @@ def near_duplicate_pairs(
     if isinstance(num_perm, bool) or not isinstance(num_perm, (int, np.integer)) or num_perm < 4:
         raise ValueError(f"num_perm must be an integer of at least 4, got {num_perm!r}")
     _check_shingle(shingle)
+    given = keys is not None
+    if given != (signatures is not None):
+        raise ValueError("keys and signatures go together: pass both or neither")
+    if given and (len(keys) != len(texts) or signatures.shape != (len(texts), num_perm)):
+        raise ValueError(f"keys and signatures must have one row per text ({len(texts)}) and signatures "
+                         f"num_perm ({num_perm}) columns, got {len(keys)} keys and signatures of shape "
+                         f"{signatures.shape}")
 
     rows_a: list[int] = []
     rows_b: list[int] = []
@@ -435,7 +451,7 @@ def near_duplicate_pairs(
     reps: list[int] = []
     rep_texts: list[str] = []
     for i, t in enumerate(texts):
-        n = normalize_text(t)
+        n = (keys[i] or "") if given else normalize_text(t)
         if not n:
             continue
         if n in first:
@@ -449,7 +465,7 @@ def near_duplicate_pairs(
             rep_texts.append(n)
 
     if len(reps) > 1:
-        sig = _signatures(rep_texts, shingle, num_perm, seed)
+        sig = signatures[reps] if given else _signatures(rep_texts, shingle, num_perm, seed)
         b, r = _lsh_params(float(threshold), int(num_perm))
         # MinHash estimates of a pair at the threshold spread with sd sqrt(t(1-t)/num_perm) (0.035 for 0.8 and
         # 128): 3 sd below it lets through all but ~0.1% of pairs at the threshold (none at 0.85 and above), and
@@ -478,7 +494,7 @@ def near_duplicate_pairs(
         def sh(x: int) -> set[str]:
             got = cache.get(x)
             if got is None:
-                got = cache[x] = shingles(rep_texts[x], shingle)
+                got = cache[x] = shingles(normalize_text(texts[reps[x]]) if given else rep_texts[x], shingle)
             return got
 
         for s in range(0, len(ca), batch):

@@ -230,7 +230,8 @@ def summary_frame(report: QualityReport) -> pl.DataFrame:
 
 def run_report(store: Store, dataset: str, *, include_excluded: bool = False, threshold: float = 0.8,
                label_errors: str | None = None, model: Any = None, checks: Sequence[str] | None = None,
-               progress: Progress | None = None, eval_texts: Sequence[str] | None = None) -> QualityReport:
+               progress: Progress | None = None, eval_texts: Sequence[str] | None = None,
+               cached: bool = True) -> QualityReport:
     """Run every registered check on ``dataset`` (or the named ``checks``).
 
     On-demand checks run only when asked: ``label_errors`` is a method of
@@ -238,7 +239,9 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
     set, e.g. :func:`core.checks.contamination.read_eval_texts`) feed the contamination check,
     which without them reports "not run". ``progress(stage, fraction)`` is called before
     each check and at the end (fraction 1.0). Samples excluded from export are skipped unless
-    ``include_excluded``.
+    ``include_excluded``. The per-sample part of the checks (PII spans, refusals, MinHash signatures...) is read
+    from the store's pass cache and computed only for samples new or changed since the last run
+    (:mod:`core.passes`); ``cached`` False computes every sample again (the report is the same).
     """
     if label_errors is not None and label_errors not in LABEL_ERROR_METHODS:
         raise ValueError(f"unknown label-error method {label_errors!r}: expected one of "
@@ -267,7 +270,7 @@ def run_report(store: Store, dataset: str, *, include_excluded: bool = False, th
                 progress(f"{_title}: {stage}", (_done + fraction) / len(steps))
 
         ctx = CheckContext(store=store, dataset=dataset, samples=samples, fields=fields, threshold=float(threshold),
-                           options=dict(options), progress=sub, cache=shared)
+                           options=dict(options), progress=sub, cache=shared, cached=cached)
         results[check.name] = check.run(ctx)
     if progress:
         progress("done", 1.0)

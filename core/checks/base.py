@@ -41,6 +41,9 @@ class CheckContext:
     progress: Progress | None = None
     #: Work shared by the checks of one run (e.g. :func:`instruction_view`): one dict handed to every context.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: Read the per-sample part of each check through the store's pass cache (:func:`per_sample`); False computes
+    #: every sample here (the results are the same).
+    cached: bool = True
 
 
 @dataclass
@@ -362,10 +365,50 @@ def findings_table(check: str, view: InstructionView, findings: Sequence[dict[st
         cols["after"].append(after)
         for k in extras:
             cols[k].append(f.get(k))
-    frame = pl.DataFrame(cols, schema=schema)
+    return sort_findings(pl.DataFrame(cols, schema=schema))
+
+
+def sort_findings(frame: pl.DataFrame) -> pl.DataFrame:
+    """A findings frame in table order: by sample, field (:data:`TEXT_FIELDS` order, then the rejected answer and
+    the conversation) and span start; rows that tie keep their order."""
     return (frame.with_columns(pl.col("field").replace_strict(_FIELD_ORDER, default=99, return_dtype=pl.Int32)
                                .alias("_f"))
             .sort(["sample_id", "_f", "start"], nulls_last=True, maintain_order=True).drop("_f"))
+
+
+def with_labels(frame: pl.DataFrame, view: InstructionView, schema: dict[str, Any]) -> pl.DataFrame:
+    """A label-free findings frame (a pass's rows) with each sample's gold label (:meth:`InstructionView.labels`)
+    in its ``label`` column, columns in ``schema`` order. Labels change with every review, so they are attached
+    here, never cached with the findings."""
+    labels = pl.DataFrame({"sample_id": view.ids, "label": view.labels()},
+                          schema={"sample_id": pl.Utf8, "label": pl.Utf8}).unique("sample_id", keep="first")
+    frame = frame.drop("label", strict=False).join(labels, on="sample_id", how="left", maintain_order="left")
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def uses_cache(ctx: CheckContext) -> bool:
+    """Whether a check of ``ctx`` reads its per-sample part through the pass cache (a store, and not turned off)."""
+    return ctx.store is not None and ctx.cached and hasattr(ctx.store, "cached_pass_rows")
+
+
+def per_sample(ctx: CheckContext, name: str, direct: Callable[[], pl.DataFrame],
+               options: dict[str, Any] | None = None) -> pl.DataFrame:
+    """The per-sample part of a check: pass ``name``'s rows for ``ctx.samples`` through the store's cache
+    (:func:`core.passes.runner.pass_frame`: only new or changed samples are computed) when the context has a store,
+    else ``direct()`` (the same rows computed here: a notebook, a test, ``ctx.cached`` False). ``options``: the
+    pass's options (default: the dataset's)."""
+    if not uses_cache(ctx):
+        return direct()
+    # imported at run time: core.passes imports this module
+    from core.passes.runner import pass_frame
+
+    return pass_frame(ctx.store, ctx.dataset, name, ctx.samples, progress=ctx.progress, options=options)
+
+
+def batch_view(batch: pl.DataFrame) -> InstructionView:
+    """The :class:`InstructionView` of a batch of samples on its own (no store, no labels): what a pass reads.
+    Conversations come from the batch's ``shape`` and ``record`` columns."""
+    return InstructionView(CheckContext(store=None, dataset="", samples=batch, fields=[]))
 
 
 def findings_result(frame: pl.DataFrame, note: str = "") -> CheckResult:

@@ -4,33 +4,45 @@ from __future__ import annotations
 
 import polars as pl
 
-from core import textchecks
 from core.checks import register
 from core.checks.base import (
+    CONVERSATION_SHAPES,
     FINDING_SCHEMA,
     Check,
     CheckContext,
     CheckResult,
     findings_result,
-    findings_table,
     instruction_view,
+    per_sample,
+    with_labels,
 )
 
 EXTRAS = {"turn": pl.Int64}
 
 
+def _conversations(ctx: CheckContext) -> int:
+    """How many samples are conversation records (without reading them: the store knows each sample's shape)."""
+    shapes = ctx.store.sample_shapes(ctx.dataset)
+    return (ctx.samples.select(pl.col("sample_id").cast(pl.Utf8))
+            .join(shapes.filter(pl.col("shape").is_in(list(CONVERSATION_SHAPES)) & pl.col("has_record")),
+                  on="sample_id", how="semi").height)
+
+
 def _run(ctx: CheckContext) -> CheckResult:
+    # imported at run time: core.passes imports core.checks
+    from core.passes.chat_structure import chat_findings
+
     view = instruction_view(ctx)
-    turns = view.conversations()
-    rows = sorted(turns)
-    readable = [i for i in rows if not isinstance(turns[i], str)]
-    findings = textchecks.chat_structure([turns[i] for i in readable])
-    findings = [{**f, "index": readable[f["index"]]} for f in findings]
-    findings += [{"index": i, "kind": "unreadable_record", "severity": "error", "field": "conversation",
-                  "message": f"the record cannot be read as a conversation: {turns[i]}", "start": None, "end": None,
-                  "span_text": None, "turn": None} for i in rows if isinstance(turns[i], str)]
-    note = f"{len(rows):,} conversations checked" if rows else "no chat, ShareGPT or preference records"
-    return findings_result(findings_table(CHECK.name, view, findings, EXTRAS), note)
+    checked: list[int] = []
+
+    def direct() -> pl.DataFrame:
+        checked.append(len(view.conversations()))
+        return chat_findings(view)
+
+    frame = per_sample(ctx, "chat_structure", direct)
+    n = checked[0] if checked else _conversations(ctx)
+    note = f"{n:,} conversations checked" if n else "no chat, ShareGPT or preference records"
+    return findings_result(with_labels(frame, view, CHECK.empty), note)
 
 
 CHECK = register(Check(

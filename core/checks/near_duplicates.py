@@ -16,6 +16,7 @@ from core.checks.base import (
     preview,
     sample_ids,
     text_fields,
+    uses_cache,
 )
 from core.quality import exact_duplicates, groups_from_pairs, near_duplicate_pairs
 
@@ -26,7 +27,8 @@ _NEAR_PAIR_SCHEMA = {"cluster": pl.Int64, "sample_id_a": pl.Utf8, "sample_id_b":
 
 
 def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = None,
-                          threshold: float = 0.8) -> tuple[pl.DataFrame, pl.DataFrame]:
+                          threshold: float = 0.8, signed: pl.DataFrame | None = None
+                          ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Near-duplicate clusters: ``(members, pairs)``.
 
     Later copies of exact duplicates are set aside first (the first copy stands for its group),
@@ -37,13 +39,28 @@ def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = 
     of the cluster), ``max_jaccard`` (highest similarity to another member), ``text``.
     ``pairs``: ``cluster``, ``sample_id_a``, ``sample_id_b``, ``jaccard``, ``text_a``, ``text_b``
     (full joined texts, for a side-by-side view), most similar first within a cluster.
+
+    ``signed``: the samples' rows of the ``minhash`` pass (:mod:`core.passes.minhash`: ``norm_key, signature``, one
+    per sample in the order of ``samples``), read from the pass cache; then the texts are not normalized and signed
+    again here (the result is the same).
     """
     fields = list(fields) if fields is not None else text_fields(samples)
     texts = joined_texts(samples, fields)
     ids = sample_ids(samples)
-    later_copies = {i for g in exact_duplicates(texts) for i in g[1:]}
-    searched = [None if i in later_copies else t for i, t in enumerate(texts)]
-    pairs = near_duplicate_pairs(searched, threshold=threshold) if len(texts) > 1 else None
+    if signed is None:
+        later_copies = {i for g in exact_duplicates(texts) for i in g[1:]}
+        searched = [None if i in later_copies else t for i, t in enumerate(texts)]
+        pairs = near_duplicate_pairs(searched, threshold=threshold) if len(texts) > 1 else None
+    else:
+        from core.passes.minhash import NUM_PERM, SEED, SHINGLE
+
+        keys = signed.get_column("norm_key").to_list()
+        later_copies = {i for g in _key_groups(keys) for i in g[1:]}
+        searched = [None if i in later_copies else t for i, t in enumerate(texts)]
+        pairs = (near_duplicate_pairs(searched, threshold=threshold, num_perm=NUM_PERM, shingle=SHINGLE, seed=SEED,
+                                      keys=[None if i in later_copies else k for i, k in enumerate(keys)],
+                                      signatures=signed.get_column("signature").to_numpy())
+                 if len(texts) > 1 else None)
     found = [] if pairs is None else list(zip(pairs["row_a"].to_list(), pairs["row_b"].to_list(),
                                                   pairs["jaccard"].to_list()))
     clusters = groups_from_pairs((a, b) for a, b, _ in found)
@@ -77,6 +94,15 @@ def near_duplicate_report(samples: pl.DataFrame, fields: Sequence[str] | None = 
     return members, pair_frame
 
 
+def _key_groups(keys: Sequence[str | None]) -> list[list[int]]:
+    """:func:`core.quality.exact_duplicates` from keys of the normalized texts (None: an empty text)."""
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        if k:
+            groups.setdefault(k, []).append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
 def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
     """Character diff of two texts for a side-by-side view: ``(segments_a, segments_b)``.
 
@@ -94,8 +120,19 @@ def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[st
     return sa, sb
 
 
+def _signed(ctx: CheckContext) -> pl.DataFrame | None:
+    """The samples' cached signatures (None: no pass cache, or fields chosen otherwise than the pass joins them)."""
+    if not uses_cache(ctx) or ctx.samples.height < 2 or not set(text_fields(ctx.samples)) <= set(ctx.fields):
+        return None
+    from core.passes.runner import pass_frame
+
+    signed = pass_frame(ctx.store, ctx.dataset, "minhash", ctx.samples, progress=ctx.progress)
+    return signed if signed.get_column("sample_id").equals(ctx.samples.get_column("sample_id").cast(pl.Utf8),
+                                                          check_names=False) else None
+
+
 def _run(ctx: CheckContext) -> CheckResult:
-    members, pairs = near_duplicate_report(ctx.samples, ctx.fields, threshold=ctx.threshold)
+    members, pairs = near_duplicate_report(ctx.samples, ctx.fields, threshold=ctx.threshold, signed=_signed(ctx))
     n_clusters = members["cluster"].n_unique() if members.height else 0
     detail = (f"{n_clusters} clusters, {members.height} samples, Jaccard ≥ {ctx.threshold:g}" if n_clusters else "")
     return CheckResult(members, members.height - n_clusters, detail, extra={"pairs": pairs})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core import textchecks
 from core.checks import register
 from core.checks.base import (
     FINDING_SCHEMA,
@@ -13,8 +12,9 @@ from core.checks.base import (
     CheckContext,
     CheckResult,
     findings_result,
-    findings_table,
     instruction_view,
+    per_sample,
+    with_labels,
 )
 
 #: The dataset setting holding a lead's extra refusal phrases (a list of strings).
@@ -75,11 +75,14 @@ def _extra_patterns(ctx: CheckContext) -> list[str]:
 
 
 def _run(ctx: CheckContext) -> CheckResult:
+    # imported at run time: core.passes imports core.checks
+    from core.passes.refusal import refusal_findings
+
     view = instruction_view(ctx)
     extra = _extra_patterns(ctx)
-    findings = textchecks.refusals(view.texts("output"), extra, field="output")
+    frame = per_sample(ctx, "refusal", lambda: refusal_findings(view, extra), {"extra_patterns": extra})
     note = f"{len(extra)} extra phrase(s) from the dataset settings" if extra else ""
-    return findings_result(findings_table(CHECK.name, view, findings), note)
+    return findings_result(with_labels(frame, view, CHECK.empty), note)
 
 
 CHECK = register(Check(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from core import textchecks
 from core.checks import register
 from core.checks.base import (
     FINDING_SCHEMA,
@@ -12,22 +11,21 @@ from core.checks.base import (
     CheckContext,
     CheckResult,
     findings_result,
-    findings_table,
     instruction_view,
+    per_sample,
+    with_labels,
 )
 
 EXTRAS = {"unit": pl.Utf8, "count": pl.Int64, "coverage": pl.Float64}
 
 
 def _run(ctx: CheckContext) -> CheckResult:
+    # imported at run time: core.passes imports core.checks
+    from core.passes.repetition import repetition_findings
+
     view = instruction_view(ctx)
-    findings = textchecks.repetition(view.texts("output"), field="output")
-    if view.present("text"):  # plain text records: their text is what a model learns from
-        rows = [i for i, only in enumerate(view.text_only()) if only]
-        texts = view.texts("text")
-        more = textchecks.repetition([texts[i] for i in rows], field="text")
-        findings += [{**f, "index": rows[f["index"]]} for f in more]
-    return findings_result(findings_table(CHECK.name, view, findings, EXTRAS))
+    frame = per_sample(ctx, "repetition", lambda: repetition_findings(view))
+    return findings_result(with_labels(frame, view, CHECK.empty))
 
 
 CHECK = register(Check(

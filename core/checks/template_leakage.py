@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from core import textchecks
 from core.checks import register
 from core.checks.base import (
     FINDING_SCHEMA,
@@ -10,25 +9,19 @@ from core.checks.base import (
     CheckContext,
     CheckResult,
     findings_result,
-    findings_table,
     instruction_view,
+    per_sample,
+    with_labels,
 )
 
 
 def _run(ctx: CheckContext) -> CheckResult:
+    # imported at run time: core.passes imports core.checks
+    from core.passes.template_leakage import leakage_findings
+
     view = instruction_view(ctx)
-    findings: list[dict] = []
-    for name in ("instruction", "input", "output"):
-        if view.present(name):
-            findings += textchecks.template_leakage(view.texts(name), field=name)
-    if view.present("text"):  # a conversation's text is its rendering of the fields above: only plain texts
-        rows = [i for i, only in enumerate(view.text_only()) if only]
-        texts = view.texts("text")
-        findings += [{**f, "index": rows[f["index"]]}
-                     for f in textchecks.template_leakage([texts[i] for i in rows], field="text")]
-    if view.conversations():  # a preference pair's rejected answer is kept only in its record
-        findings += textchecks.template_leakage(view.texts("rejected"), field="rejected")
-    return findings_result(findings_table(CHECK.name, view, findings))
+    frame = per_sample(ctx, "template_leakage", lambda: leakage_findings(view))
+    return findings_result(with_labels(frame, view, CHECK.empty))
 
 
 CHECK = register(Check(

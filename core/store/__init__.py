@@ -50,6 +50,7 @@ from core.store.imports.staging import (  # noqa: F401 (re-exported)
 )
 from core.store.imports.validation import _NUMBER, MAX_ROUND, RowChecks  # noqa: F401 (re-exported)
 from core.store.imports.write import _CONTENT_HASH, RAW_LIMIT, ImportPlan, ImportWriter  # noqa: F401 (re-exported)
+from core.store.passes import PassCache
 from core.store.predictions import Predictions
 from core.store.queue import ReviewQueue
 from core.store.results import DataVersion, Results, StoredResult  # noqa: F401 (re-exported)
@@ -61,7 +62,7 @@ from core.vocab import TEXT_FIELDS  # noqa: F401 (re-exported)
 
 
 class Store(Datasets, DatasetSettings, Samples, Annotations, Predictions, Reviews, ReviewQueue, AuditLog,
-            EmbeddingCache, EvaluationRounds, GoldQuestions, Results, Staging, RowChecks, ImportWriter, Schema, Database):
+            EmbeddingCache, EvaluationRounds, GoldQuestions, Results, PassCache, Staging, RowChecks, ImportWriter, Schema, Database):
     """A DuckDB-backed store. Create it with :func:`open_store`; share one per process.
 
     Thread-safe: each thread gets its own cursor. Opening the file waits up to

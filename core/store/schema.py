@@ -180,6 +180,37 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        5,
+        "per-sample pass cache: each pass's output rows by dataset, pass, version, options and sample content",
+        [
+            # One row per saved part: a pass's output rows for up to core.store.passes.PART_SAMPLES samples, as
+            # Arrow IPC (each pass has its own columns; a part is read whole, then filtered by pass_samples).
+            "CREATE SEQUENCE pass_part_seq START 1",
+            """CREATE TABLE pass_parts (
+                part_id BIGINT PRIMARY KEY,
+                dataset VARCHAR NOT NULL,
+                pass VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                options_key VARCHAR NOT NULL,
+                n_samples BIGINT NOT NULL,
+                n_rows BIGINT NOT NULL,
+                computed_at TIMESTAMP NOT NULL,
+                rows BLOB NOT NULL
+            )""",
+            # One row per computed sample (with or without output rows): which part holds its rows. No primary
+            # key (an ART index slows bulk inserts): the store inserts only samples it does not hold (anti-join).
+            """CREATE TABLE pass_samples (
+                dataset VARCHAR NOT NULL,
+                pass VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                options_key VARCHAR NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                content_hash VARCHAR NOT NULL,
+                part_id BIGINT NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
