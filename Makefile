@@ -20,8 +20,8 @@ $(VENV)/.deps: requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt $(VENV)/.deps
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt requirements-scale.txt $(VENV)/.deps
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-scale.txt
 	touch $@
 
 deps: $(VENV)/.deps
