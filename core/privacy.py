@@ -156,4 +156,8 @@ def mask_report(report: Any, decision: Reveal | None = None) -> Any:
     unchanged under a reveal of its dataset. What a page shows, and lets download, by default."""
     if is_revealed(decision, getattr(report, "dataset", None)):
         return report
-    return dataclasses.replace(report, results={name: _mask_any(result) for name, result in report.results.items()})
+    premasked = getattr(report, "masked_results", None)
+    results = (dict(premasked) if premasked is not None else
+               {name: _mask_any(result) for name, result in report.results.items()})
+    changes = {"masked_results": None} if hasattr(report, "masked_results") else {}
+    return dataclasses.replace(report, results=results, **changes)

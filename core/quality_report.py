@@ -163,6 +163,10 @@ class QualityReport:
     n_labeled: int
     prediction_round: int | None
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: ``results`` with personal data masked (:func:`core.privacy.mask_report`), computed once by the ``quality``
+    #: job beside the raw ones: masking a million samples' findings takes seconds, too long for a page's run.
+    #: None: not computed (mask_report then masks when asked).
+    masked_results: dict[str, CheckResult] | None = None
 
     def frame(self, check: str) -> pl.DataFrame:
         """The findings frame of ``check`` (an on-demand check not run: an empty frame)."""

@@ -635,12 +635,33 @@ def needs_more_annotations(store: Store, dataset: str, min_ratings: int = 3,
     ann = store.annotations_of(dataset, cand["sample_id"].to_list()) if cand.height else \
         pl.DataFrame(schema={"sample_id": pl.Utf8, "annotator": pl.Utf8})
     who = ann.group_by("sample_id").agg(pl.col("annotator").unique().sort().str.join(";").alias("rated_by"))
-    where = (store.samples(dataset).select("sample_id", "batch", "round")
-             .join(cand.select("sample_id"), on="sample_id", how="semi"))
+    # batch and round only (page by page: the texts of a million samples are never read for this)
+    where = pl.concat([page.join(cand.select("sample_id"), on="sample_id", how="semi")
+                       for page in store.sample_pages(dataset, ("sample_id", "batch", "round"))]
+                      or [pl.DataFrame(schema={"sample_id": pl.Utf8, "batch": pl.Utf8, "round": pl.Int32})])
     return (cand.join(where, on="sample_id", how="left", maintain_order="left")
             .join(who, on="sample_id", how="left", maintain_order="left")
             .select("sample_id", "batch", "round", "n_ratings", "rated_by", "consensus_label", "confidence",
                     pl.col("source").alias("method")))
+
+
+def annotation_pool(store: Store, dataset: str) -> pl.DataFrame:
+    """Every sample :func:`needs_more_annotations` can list, whatever its two settings: the undecided samples whose
+    consensus confidence is below 1, with their columns, least confident first. The ``annotators`` job stores it,
+    so the Annotators page answers any setting with :func:`more_from_pool` instead of a consensus fit."""
+    return needs_more_annotations(store, dataset, min_ratings=_NO_RATING_LIMIT, threshold=1.0)
+
+
+def more_from_pool(pool: pl.DataFrame, min_ratings: int = 3, threshold: float = vocab.REVIEW_CONFIDENCE) -> pl.DataFrame:
+    """:func:`needs_more_annotations` for these settings, from an :func:`annotation_pool` (same rows, same order)."""
+    t = _check_threshold(threshold)
+    if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 1:
+        raise ValueError(f"min_ratings must be a whole number of ratings (1 or more), got {min_ratings!r}")
+    return pool.filter((pl.col("confidence") < t) & (pl.col("n_ratings") < int(min_ratings)))
+
+
+#: A rating count no sample reaches: :func:`annotation_pool` keeps samples with any number of ratings.
+_NO_RATING_LIMIT = 2**62
 
 
 def needs_more_annotations_csv(frame: pl.DataFrame) -> bytes:
@@ -670,13 +691,13 @@ def queue_consensus_changes(store: Store, dataset: str, changed: pl.DataFrame, a
 
 
 __all__ = [
-    "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError", "bulk_claimed",
-    "bulk_entries", "bulk_frame", "changed_rows", "claim_entries", "claim_next", "claim_ttl_seconds",
-    "claimed_frame", "close_entry", "confidence_threshold", "day_bounds", "disagreement_candidates", "held_claims",
-    "low_confidence_candidates", "low_consensus_candidates", "more_annotation_candidates",
-    "needs_more_annotations", "needs_more_annotations_csv", "preview_text", "progress_counts",
-    "queue_active_learning", "queue_consensus_changes", "queue_disagreement", "queue_label_issues",
-    "queue_listing", "queue_low_confidence", "queue_low_consensus", "queue_manual", "queue_progress",
-    "release_claims", "release_entry", "reopen_entry", "set_confidence_threshold", "skip_entry",
+    "CLAIM_TTL", "DEFAULT_CONFIDENCE_THRESHOLD", "QUEUE_REASONS", "QUEUE_STATUSES", "StoreError", "annotation_pool",
+    "bulk_claimed", "bulk_entries", "bulk_frame", "changed_rows", "claim_entries", "claim_next",
+    "claim_ttl_seconds", "claimed_frame", "close_entry", "confidence_threshold", "day_bounds",
+    "disagreement_candidates", "held_claims", "low_confidence_candidates", "low_consensus_candidates",
+    "more_annotation_candidates", "more_from_pool", "needs_more_annotations", "needs_more_annotations_csv",
+    "preview_text", "progress_counts", "queue_active_learning", "queue_consensus_changes", "queue_disagreement",
+    "queue_label_issues", "queue_listing", "queue_low_confidence", "queue_low_consensus", "queue_manual",
+    "queue_progress", "release_claims", "release_entry", "reopen_entry", "set_confidence_threshold", "skip_entry",
     "top_probabilities", "votes_text",
 ]

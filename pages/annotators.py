@@ -12,6 +12,7 @@ from core import privacy
 from core.analyses import annotators as analysis
 from core.gold import set_consensus_method, set_gold_threshold
 from core.queue import (
+    more_from_pool,
     needs_more_annotations,
     needs_more_annotations_csv,
     queue_consensus_changes,
@@ -247,7 +248,8 @@ else:
     st.caption(f"{comparison.height:,} samples whose gold label depends on the method (reviewed samples and gold "
                f"questions never do), least confident first. **current** is the gold label now (empty: a tie), "
                f"**confidence** its {NAMES[view.method]} confidence.")
-    comparison = privacy.mask_frame(comparison, columns=["text"])  # shown and downloaded: personal data masked
+    if view.uncertain is None:  # a result stored before the job masked it (shown and downloaded: masked)
+        comparison = privacy.mask_frame(comparison, columns=["text"])
     table_view(
         comparison.drop("priority").head(MAX_ROWS_SHOWN),
         column_config={"sample_id": st.column_config.TextColumn("Sample"),
@@ -281,7 +283,8 @@ threshold = left.number_input("Consensus confidence below", min_value=0.0, max_v
 min_ratings = int(right.number_input("Fewer ratings than", min_value=1, max_value=50, step=1, value=3,
                                      key="annotators_min_ratings"))
 with shown_errors():
-    more = needing_more(data_id, min_ratings, float(threshold))
+    more = (more_from_pool(view.uncertain, min_ratings, float(threshold)) if view.uncertain is not None
+            else needing_more(data_id, min_ratings, float(threshold)))
     st.caption(f"{_samples(more.height)} with fewer than {min_ratings} ratings and a {NAMES[view.method]} "
                f"confidence below {threshold:g}: one more annotation would settle them. The CSV (ids, who rated them already, "
                "no text) is for the labeling tool.")

@@ -6,7 +6,7 @@ import ast
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -220,6 +220,28 @@ def test_contamination_job_is_keyed_by_its_evaluation_set(store, tmp_path):
                                                       "eval_name": "eval.jsonl"}).value.count == 2
     with pytest.raises(ValueError, match="evaluation set"):
         run_job(store, "ds", "contamination", {"eval_texts": ["  "]}, actor="cli")
+
+
+def test_quality_job_stores_the_masked_view_once(store, tmp_path):
+    from core import privacy
+
+    import_rows(store, tmp_path, [{"id": "pii-1", "text": "请联系 zhang.wei@example.com 或 13812345678 退款",
+                                   "annotator": "alice", "label": LABELS[0]},
+                                  {"id": "pii-2", "text": "请联系 zhang.wei@example.com 或 13812345678 退款",
+                                   "annotator": "bo", "label": LABELS[0]}], labels=LABELS)
+    report = run_job(store, "ds", "quality", actor="cli").value
+    assert report.masked_results is not None
+    raw_text = " ".join(str(v) for r in report.results.values() for c in r.frame.columns
+                        if r.frame.schema[c] == pl.Utf8 for v in r.frame[c].to_list())
+    assert "zhang.wei@example.com" in raw_text  # the raw findings are kept for a lead's reveal
+    shown = privacy.mask_report(report)
+    assert shown.masked_results is None and set(shown.results) == set(report.results)
+    fresh = privacy.mask_report(replace(report, masked_results=None))
+    for name, result in shown.results.items():
+        assert result.frame.equals(fresh.results[name].frame), name
+        text = " ".join(str(v) for c in result.frame.columns if result.frame.schema[c] == pl.Utf8
+                        for v in result.frame[c].to_list())
+        assert "zhang.wei@example.com" not in text and "13812345678" not in text, name
 
 
 # -- authorization ---------------------------------------------------------------------------------------

@@ -151,3 +151,29 @@ def test_queue_consensus_changes_skips_reviewed_and_checks_the_reason(crowd):
     assert queue_consensus_changes(store, "ds", changed.select("sample_id"), "local-lead") == 3
     with pytest.raises(ValueError, match="reason"):
         queue_consensus_changes(store, "ds", changed, "local-lead", reason="manual")
+
+
+def test_annotation_pool_answers_every_setting_like_needs_more_annotations(tmp_path):
+    """The Annotators page filters the pool the annotators job stores: the same rows, in the same order, as a
+    fresh :func:`needs_more_annotations` at every setting (issue 18: no consensus fit in the page run)."""
+    import random
+
+    from core.queue import annotation_pool, more_from_pool, needs_more_annotations
+    from core.store import open_store
+
+    store = open_store(tmp_path / "pool.duckdb")
+    rng = random.Random(5)
+    rows = []
+    for i in range(60):
+        for ann in ("ann", "bo", "chen")[: 1 + i % 3]:
+            rows.append({"id": f"p{i:03d}", "text": f"退款 request {i}", "annotator": ann, "batch": f"b{i % 2}",
+                         "label": rng.choice(["a", "b", "c"])})
+    import_rows(store, tmp_path, rows, name="pool", labels=["a", "b", "c"])
+    pool = annotation_pool(store, "pool")
+    assert pool.height > 0 and pool["confidence"].max() < 1.0
+    for min_ratings in (1, 2, 3, 4, 50):
+        for threshold in (0.0, 0.34, 0.5, 0.7, 0.99, 1.0):
+            expected = needs_more_annotations(store, "pool", min_ratings=min_ratings, threshold=threshold)
+            assert more_from_pool(pool, min_ratings, threshold).equals(expected), (min_ratings, threshold)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        more_from_pool(pool, 3, 1.5)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from core import vocab
+from core import privacy, vocab
 from core.agreement import annotator_report, cohen_kappa, ratings_matrix
 from core.consensus import METHODS, consensus
 from core.gold import (
@@ -23,7 +23,7 @@ from core.gold import (
     score_gold_questions,
     share_interval,
 )
-from core.queue import preview_text
+from core.queue import annotation_pool, preview_text
 from core.store import TEXT_FIELDS, Store
 from core.store.results import register_result_type
 
@@ -99,6 +99,9 @@ class AnnotatorsView:
     n_gold_questions: int
     n_boot: int
     notes: dict[str, str] = field(default_factory=dict)
+    #: :func:`core.queue.annotation_pool`: the samples "needs another annotation" can list at any setting (None in
+    #: results stored before it existed).
+    uncertain: pl.DataFrame | None = None
 
 
 def _aligned(frame: pl.DataFrame, column: str, sample_ids: list[str]) -> np.ndarray:
@@ -197,6 +200,8 @@ def _comparison(store: Store, dataset: str, golds: dict[str, pl.DataFrame], meth
         pl.col("sample_id").replace_strict(preview, default=None, return_dtype=pl.Utf8).alias("text"),
         (1.0 - pl.col("confidence").fill_null(0.0)).alias("priority"),
     )
+    # the page shows and downloads it masked (personal data): masked here, once, not in every page run
+    rows = privacy.mask_frame(rows, columns=["text"])
     return (rows.select("sample_id", "text", "current", "source", "confidence", *golds, "priority")
             .sort(["confidence", "sample_id"], nulls_last=False), changes)
 
@@ -279,7 +284,7 @@ def annotators_view(store: Store, dataset: str, n_boot: int = N_BOOT, seed: int 
                              "n_items": pl.Int64}),
         ds_confusion=dict(ds_fit.confusion) if ds_fit is not None else {},
         gold_confusion=gold_confusion, comparison=comparison, changes=changes, gold_threshold=threshold,
-        n_gold_questions=questions.height, n_boot=n_boot, notes=notes,
+        n_gold_questions=questions.height, n_boot=n_boot, notes=notes, uncertain=annotation_pool(store, dataset),
     )
 
 

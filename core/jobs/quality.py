@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from core import privacy
 from core.checks.base import CheckResult
 from core.jobs import Job, register
 from core.quality_report import QualityReport, run_report
@@ -17,8 +18,12 @@ DEFAULT_THRESHOLD = 0.8
 
 
 def _run(store, dataset, params, progress):
-    return run_report(store, dataset, include_excluded=bool(params["include_excluded"]),
-                      threshold=float(params["threshold"]), label_errors=None, progress=progress)
+    report = run_report(store, dataset, include_excluded=bool(params["include_excluded"]),
+                        threshold=float(params["threshold"]), label_errors=None, progress=progress)
+    progress("masking personal data for the default view", 0.99)
+    # what every page shows unless a lead reveals personal data: masked here, once, not in each page run
+    report.masked_results = privacy.mask_report(report).results
+    return report
 
 
 def _run_near(store, dataset, params, progress):
