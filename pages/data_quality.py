@@ -53,6 +53,7 @@ from ui.session import (
 )
 
 MAX_ROWS = 5000  # rows drawn per table; the JSON report holds all of them
+MAX_PICK_OPTIONS = 2000  # sample ids the picker offers per check (with the suggested ones)
 MAX_PAIRS = 1000  # near-duplicate pairs offered for the side-by-side view
 CARDS_PER_ROW = 5  # more and the card titles and their "… of the dataset" lines are clipped
 #: Finding kinds spelled for people (others: underscores become spaces).
@@ -163,17 +164,28 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
         st.caption("Your role is read-only here: sending to the review queue and excluding from export "
                    "are for team leads.")
         return
-    options = list(dict.fromkeys(frame["sample_id"].to_list()))
     pick_key = f"dq_pick_{check}"
+    # the picker's options go to the browser with every run: at a million samples a check can flag hundreds of
+    # thousands (seconds of transfer and drawing per run), so it offers the first MAX_PICK_OPTIONS flagged ids
+    suggest = list(dict.fromkeys(suggest or []))[:MAX_PICK_OPTIONS]
+    flagged = frame["sample_id"].unique(maintain_order=True)
+    held = [str(x) for x in st.session_state.get(pick_key, [])]
+    still = pl.Series(held, dtype=pl.Utf8)
+    held = still.filter(still.is_in(flagged.cast(pl.Utf8))).to_list() if held else []  # picks still flagged
+    options = list(dict.fromkeys([*flagged.head(MAX_PICK_OPTIONS).to_list(), *suggest, *held]))
     if st.session_state.get(pick_key):
-        st.session_state[pick_key] = [s for s in st.session_state[pick_key] if s in options]
+        offered = set(options)
+        st.session_state[pick_key] = [s for s in st.session_state[pick_key] if s in offered]
     left, right = st.columns([3, 1])
     with right:
         if suggest:
             st.button(suggest_label, key=f"dq_suggest_{check}", width="stretch",
                       on_click=lambda: st.session_state.update({pick_key: list(suggest)}))
     picked = left.multiselect("Samples (selected table rows are added)", options, key=pick_key,
-                              placeholder="Pick sample ids, or select rows in the table")
+                              placeholder="Pick sample ids, or select rows in the table",
+                              help=None if flagged.len() <= MAX_PICK_OPTIONS else
+                              f"The first {MAX_PICK_OPTIONS:,} of the {flagged.len():,} flagged samples; send the "
+                              "rest from the review queue rules or the JSON report.")
     chosen = list(dict.fromkeys([*from_table, *picked]))
     st.caption(f"**{len(chosen)}** sample(s) selected" + (f": {', '.join(chosen[:8])}" + ("…" if len(chosen) > 8
                                                                                            else "") if chosen else ""))
