@@ -90,6 +90,64 @@ def test_prob_matrix_pads_shorter_vectors_and_falls_back_to_confidence():
     assert (probs[2:] == 0).all()
 
 
+def _prob_matrix_loop(predictions, labels, sample_ids):
+    """The row-by-row reading prob_matrix replaced (issue 18: seconds at a million predictions): the reference."""
+    import math
+
+    c, n = len(labels), len(sample_ids)
+    out, has = np.zeros((n, max(c, 1))), np.zeros(n, dtype=bool)
+    pos = {str(s): i for i, s in enumerate(sample_ids)}
+    lab_idx = {lab: j for j, lab in enumerate(labels)}
+    preds = predictions.unique("sample_id", keep="last", maintain_order=True)
+    for sid, predicted, conf, probs in zip(preds["sample_id"].to_list(), preds["predicted"].to_list(),
+                                           preds["confidence"].to_list(), preds["probs"].to_list()):
+        i = pos.get(str(sid))
+        if i is None:
+            continue
+        row = np.zeros(c)
+        if probs is not None and len(probs):
+            vals = np.asarray([np.nan if v is None else v for v in probs[:c]], dtype=np.float64)
+            row[: vals.size] = vals
+        elif predicted in lab_idx:
+            p = 1.0 if conf is None or not math.isfinite(conf) else min(max(float(conf), 0.0), 1.0)
+            row[:] = (1.0 - p) / (c - 1) if c > 1 else 0.0
+            row[lab_idx[predicted]] = p
+        else:
+            continue
+        if not np.isfinite(row).all() or (row < 0).any() or row.sum() <= 0:
+            continue
+        out[i], has[i] = row / row.sum(), True
+    return out, has
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prob_matrix_equals_the_row_by_row_reading(seed):
+    rng = np.random.default_rng(seed)
+    labels = ["退款", "shipping", "billing", "other"][: 1 + seed % 4]
+    rows = []
+    for k in range(400):
+        sid = f"s{rng.integers(0, 300)}"  # repeats: the last one wins
+        kind = rng.integers(0, 6)
+        probs = None
+        if kind == 0:
+            probs = rng.random(rng.integers(1, 7)).round(3).tolist()  # shorter or longer than the label set
+        elif kind == 1:
+            probs = [None if rng.random() < 0.3 else float(v) for v in rng.random(len(labels))]
+        elif kind == 2:
+            probs = [float(v) for v in rng.normal(size=len(labels))]  # negatives: unusable
+        elif kind == 3:
+            probs = []
+        conf = [None, float("nan"), float(rng.random()), 1.7, -0.2][rng.integers(0, 5)]
+        predicted = [*labels, "unknown", None][rng.integers(0, len(labels) + 2)]
+        rows.append((sid, 1, predicted, conf, probs))
+    preds = _pred(rows)
+    ids = [f"s{i}" for i in range(0, 320, 1)][::-1] + ["s5"]  # unknown ids, a repeated id, any order
+    got, got_has = al.prob_matrix(preds, labels, ids)
+    want, want_has = _prob_matrix_loop(preds, labels, ids)
+    assert got_has.tolist() == want_has.tolist()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_prob_matrix_renormalises_and_last_prediction_wins():
     preds = _pred([("x", 1, "a", 0.5, [0.5, 0.5, 0.0]), ("x", 1, "a", 0.6, [0.6, 0.2, 0.2 + 1e-4])])
     probs, has = al.prob_matrix(preds, LABELS, ["x"])

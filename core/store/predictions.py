@@ -26,6 +26,13 @@ class Predictions(Database):
             [dataset, sample_id],
         )
 
+    def prediction_rounds(self, dataset: str) -> list[int]:
+        """Rounds that have predictions, ascending (a lean read: no probabilities)."""
+        with self.cursor() as cur:
+            return [int(r[0]) for r in cur.execute(
+                "SELECT DISTINCT round FROM predictions WHERE dataset = ? AND round IS NOT NULL ORDER BY round",
+                [dataset]).fetchall()]
+
     def selection_predictions(self, dataset: str, batch: str | None = None, round: int | None = None,
                               include_excluded: bool = True) -> pl.DataFrame:
         """Predictions of the samples in one batch and/or sample round, every prediction round.
