@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,24 +41,50 @@ ALL_EXPORT_FORMATS = (*EXPORT_FORMATS, LABEL_STUDIO)
 _FLAT = ("sample_id", *TEXT_FIELDS, "batch", "round", "label", "label_source", "label_confidence")
 
 
-def gold_frame(store: Store, dataset: str, include_excluded: bool = False) -> pl.DataFrame:
+def gold_frame(store: Store, dataset: str, include_excluded: bool = False, texts: bool = True) -> pl.DataFrame:
     """Samples that have a gold label: text fields (raw), ``label``, ``label_source``, ``label_confidence``.
 
     The gold label is :func:`core.gold.dataset_gold`'s (latest review, else gold question, else the
     consensus of the dataset's method, with its confidence); samples without one (a tie nobody
-    reviewed) are left out.
+    reviewed) are left out. ``texts=False``: without the text fields (read page by page: no text is loaded).
     """
     store.get_dataset(dataset)  # raises UnknownDataset with a clear message
     gold = dataset_gold(store, dataset).labels.filter(pl.col("gold_label").is_not_null())
-    samples = store.samples(dataset, include_excluded=include_excluded)
+    if texts:
+        samples = store.samples(dataset, include_excluded=include_excluded)
+    else:
+        pages = list(store.sample_pages(dataset, ("sample_id", "batch", "round"), include_excluded=include_excluded))
+        samples = pl.concat(pages) if pages else pl.DataFrame(
+            schema={"sample_id": pl.Utf8, "batch": pl.Utf8, "round": pl.Int32})
+    fields = list(TEXT_FIELDS) if texts else []
     return (
         samples.join(gold.with_columns(pl.col("sample_id").cast(samples.schema["sample_id"])), on="sample_id",
                      how="inner")
-        .select("sample_id", "instruction", "input", "output", "text", "batch", "round",
+        .select("sample_id", *fields, "batch", "round",
                 pl.col("gold_label").alias("label"), pl.col("source").alias("label_source"),
                 pl.col("confidence").alias("label_confidence"))
         .sort("sample_id")
     )
+
+
+@dataclass(frozen=True)
+class GoldSummary:
+    """What the export tab shows before a file is prepared: ``n`` gold labels, how many come from each
+    ``label_source``, and the ``head`` rows (no text) of :func:`gold_frame`."""
+
+    dataset: str
+    include_excluded: bool
+    n: int
+    by_source: dict[str, int]
+    head: pl.DataFrame
+
+
+def gold_summary(store: Store, dataset: str, include_excluded: bool = False, rows: int = 100) -> GoldSummary:
+    """:class:`GoldSummary` of a dataset's gold labels (the ``gold_summary`` job stores it)."""
+    gold = gold_frame(store, dataset, include_excluded=include_excluded, texts=False)
+    counts = gold.group_by("label_source").len().sort("label_source")
+    return GoldSummary(dataset, include_excluded, gold.height,
+                       dict(zip(counts["label_source"].to_list(), counts["len"].to_list())), gold.head(rows))
 
 
 def _display_text(record: dict[str, Any], shape: str | None, flat: dict[str, Any]) -> str:

@@ -17,12 +17,13 @@ import polars as pl
 import streamlit as st
 
 from core import privacy
-from core.export import EXPORT_FORMATS, export_gold, gold_frame
+from core.export import EXPORT_FORMATS, export_gold
 from core.queue import day_bounds
 from core.roles import Action
 from core.vocab import TEXT_FIELDS
 from ui.errors import show_store_error, shown_errors
 from ui.format import action_name, audit_value, table
+from ui.jobs import job_result
 from ui.privacy import reveal_toggle
 from ui.session import can, current_dataset, current_user, get_store
 
@@ -98,11 +99,6 @@ def sample_text(sample: dict) -> list[tuple[str, str]]:
 @st.cache_data(ttl=15, show_spinner=False)
 def load_reviewed(db, ds):
     return get_store().latest_reviews(ds).sort("created_at", descending=True).head(500)["sample_id"].to_list()
-
-
-@st.cache_data(ttl=30, show_spinner="Collecting gold labels…")
-def load_gold(db, ds, include_excluded):
-    return gold_frame(get_store(), ds, include_excluded=include_excluded)
 
 
 def export_bytes(ds: str, fmt: str, mask: bool, include_excluded: bool) -> tuple[bytes, int]:
@@ -228,22 +224,23 @@ with tab_export:
             c[1].caption("Personal data is masked (*** + the last 4 characters).")
         mask = not raw
         include_excluded = c[2].checkbox("Include samples marked excluded", key="export_excluded")
-        with shown_errors(stop=True):
-            gold = load_gold(store.path, dataset, include_excluded)
-        by_source = gold.group_by("label_source").len().sort("label_source")
-        counts = dict(zip(by_source["label_source"].to_list(), by_source["len"].to_list()))
+        # the "gold_summary" job (core.jobs): counts and first rows, stored and recomputed in the background
+        summary = job_result(dataset, "gold_summary", {"include_excluded": include_excluded}, key="audit_gold_job",
+                             quiet=True)
+        if summary is None:
+            st.stop()
+        counts = summary.by_source
         m = st.columns(3)
-        m[0].metric("Gold labels", f"{gold.height:,}", help="Samples with a gold label")
+        m[0].metric("Gold labels", f"{summary.n:,}", help="Samples with a gold label")
         m[1].metric("From a review", f"{counts.get('review', 0):,}")
-        m[2].metric("From the annotators", f"{gold.height - counts.get('review', 0):,}",
+        m[2].metric("From the annotators", f"{summary.n - counts.get('review', 0):,}",
                     help="A gold question's label, else the annotators' consensus by the dataset's method")
         st.caption("Each row carries `label_source` and `label_confidence`: `review` (the latest review), "
                    "`gold_question`, or the consensus of the annotators by the dataset's method (`majority`, "
                    "`dawid_skene`, `crowdlab`). Samples whose annotators tie and that nobody reviewed have no "
                    "gold label and are left out.")
-        if gold.height:
-            table(gold.select("sample_id", "label", "label_source", "label_confidence", "batch",
-                              "round").head(100))
+        if summary.n:
+            table(summary.head.select("sample_id", "label", "label_source", "label_confidence", "batch", "round"))
             key = (dataset, fmt, mask, include_excluded)
             if st.button("Prepare the file", key="export_prepare", type="primary"):
                 with shown_errors():

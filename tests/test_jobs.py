@@ -195,6 +195,11 @@ def test_builtin_jobs_run_and_round_trip(store, tmp_path):
     assert report.n_samples == 20 and "exact_duplicates" in report.results
     assert isinstance(get_or_none(store, "ds", "iterations").value, dict)
     assert get_or_none(store, "ds", "annotators").value.annotators == ["alice", "bo"]
+    from core.export import gold_frame
+
+    summary, gold = get_or_none(store, "ds", "gold_summary").value, gold_frame(store, "ds")
+    assert summary.n == gold.height and sum(summary.by_source.values()) == gold.height
+    assert summary.head.equals(gold.drop("instruction", "input", "output", "text").head(100))
     # force=False skips what is current
     again = analyze(store, ["ds"], ["agreement"], actor="cli", force=False)
     assert again[0].skipped

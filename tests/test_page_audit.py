@@ -13,6 +13,12 @@ PAGE = "pages/audit.py"
 LABELS = ["cancel", "refund", "other"]
 
 
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The export tab's gold summary is a job in the background worker; a page run waits for it here."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
+
+
 def _fixture(app_env, tmp_path):
     """Dataset "ds": b1 (majority cancel, with an e-mail), b2 (tie), b3 (majority refund), b4 (excluded);
     rita reviews b2 -> other, sam reviews b3 -> cancel."""
