@@ -7,6 +7,7 @@ page and the CLI share. No streamlit import, no SQL (reads and writes go through
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -40,13 +41,16 @@ __all__ = [
     "NEEDS_PROBS",
     "PICK_COLUMNS",
     "POOL_KINDS",
+    "POOL_TEXT_COLUMNS",
     "QUEUE_REASON",
     "STRATEGIES",
     "TEXT_FIELDS",
     "UNCERTAINTY",
     "EmbeddingCancelled",
     "Pool",
+    "build_lean_pool",
     "build_pool",
+    "choice_texts",
     "embed_pool",
     "embed_rows",
     "embedding_estimate",
@@ -55,14 +59,19 @@ __all__ = [
     "map_rows",
     "picks_csv",
     "picks_jsonl",
+    "pool_choice",
     "pool_from_frames",
     "pool_map",
+    "pool_model",
     "pool_options",
+    "pool_texts",
     "precompute_embeddings",
     "prob_matrix",
     "project_2d",
     "queue_picks",
     "select",
+    "texts_for",
+    "with_candidates",
 ]
 
 
@@ -90,6 +99,9 @@ QUEUE_REASON = "active_learning"
 
 _METHOD_NAMES = {"least_confidence": "least confidence", "margin": "margin", "entropy": "entropy"}
 _POOL_COLUMNS = ("sample_id", *TEXT_FIELDS, "batch", "round")
+_LEAN_COLUMNS = ("sample_id", "batch", "round")
+#: The pool frame's text columns: absent from a text-less pool (job ``selection_pool``).
+POOL_TEXT_COLUMNS: tuple[str, ...] = (*TEXT_FIELDS, "text_joined")
 PICK_COLUMNS: tuple[str, ...] = ("rank", "sample_id", "score", "reason", "sample_text", "predicted", "confidence",
                                  "batch", "round", *TEXT_FIELDS, "row")
 
@@ -105,6 +117,9 @@ class Pool:
     (what is embedded), gold_label (null = unlabeled), predicted, confidence, has_pred (a
     prediction of ``pred_round``), reviewed (has a review), queued (open or claimed in the review
     queue), candidate (may be picked: not excluded as reviewed / queued).
+    A text-less pool (:func:`build_lean_pool`, the stored result of job ``selection_pool``) has no text
+    columns (:data:`POOL_TEXT_COLUMNS`), and no queued / candidate before :func:`with_candidates`: the
+    functions that need texts read those of the rows they use from the store (:func:`pool_texts`).
     ``probs``: (n, len(labels)) float64, the rows of ``pred_round`` (zero rows where has_pred is False).
     """
 
@@ -123,8 +138,21 @@ class Pool:
         return self.frame.height
 
     @property
+    def has_texts(self) -> bool:
+        """Whether the frame holds the texts (:func:`build_pool`), else they are read on demand."""
+        return "text_joined" in self.frame.columns
+
+    @property
     def texts(self) -> list[str]:
+        """Every joined text (a pool with texts only: a text-less one reads them with :func:`texts_for`)."""
+        if not self.has_texts:
+            raise ValueError("this pool holds no texts: read the rows you need with texts_for(pool, rows, store)")
         return self.frame["text_joined"].to_list()
+
+    def without_texts(self) -> Pool:
+        """The same pool without its text columns (a new Pool sharing the probabilities)."""
+        return dataclasses.replace(self, frame=self.frame.drop([c for c in POOL_TEXT_COLUMNS
+                                                                if c in self.frame.columns]))
 
     @property
     def has_predictions(self) -> bool:
@@ -132,6 +160,8 @@ class Pool:
 
     def candidate_rows(self, strategy: str | None = None) -> np.ndarray:
         """Row indices the strategy may pick (strategies that need probabilities: rows with one)."""
+        if "candidate" not in self.frame.columns:
+            raise ValueError("this pool has no queue state yet: apply with_candidates(pool, store.queue(dataset))")
         mask = self.frame["candidate"].to_numpy()
         if strategy in NEEDS_PROBS:
             mask = mask & self.frame["has_pred"].to_numpy()
@@ -232,23 +262,29 @@ def pool_from_frames(
     annotations: pl.DataFrame,
     reviews: pl.DataFrame,
     predictions: pl.DataFrame,
-    queue: pl.DataFrame,
+    queue: pl.DataFrame | None,
     kind: str = "unlabeled",
     batch: str | None = None,
     round: int | None = None,
     pred_round: int | None = None,
     exclude_reviewed: bool = True,
     exclude_queued: bool = True,
+    *,
+    texts: bool = True,
+    pred_rounds: Sequence[int] | None = None,
 ) -> Pool:
     """Build the :class:`Pool` from frames read from the store (pure: no store access).
 
     ``samples``: sample_id, the text fields, batch, round (already without export-excluded samples);
     ``annotations``: sample_id, annotator, label; ``reviews``: the latest review per sample
     (sample_id, version, new_label); ``predictions``: sample_id, round, predicted, confidence,
-    probs (every round); ``queue``: sample_id, status (entries with status open or claimed count
-    as queued). ``kind``: one of :data:`POOL_KINDS` (``batch`` / ``round`` need that argument).
-    ``pred_round``: prediction round for the uncertainty scores (None = the latest one).
-    Raises ValueError for an unknown kind or a missing batch / round.
+    probs (every round, or only ``pred_round``'s when ``pred_rounds`` lists the rounds);
+    ``queue``: sample_id, status (entries with status open or claimed count as queued; None: no
+    queued / candidate columns, :func:`with_candidates` adds them). ``kind``: one of
+    :data:`POOL_KINDS` (``batch`` / ``round`` need that argument). ``pred_round``: prediction round
+    for the uncertainty scores (None = the latest one). ``texts=False``: a text-less pool (no text
+    columns in ``frame``; ``samples`` needs only sample_id, batch, round): texts are read on demand
+    (:func:`pool_texts`). Raises ValueError for an unknown kind or a missing batch / round.
     """
     if kind not in POOL_KINDS:
         raise ValueError(f"pool: expected one of {', '.join(POOL_KINDS)}, got {kind!r}")
@@ -257,11 +293,12 @@ def pool_from_frames(
     if kind == "round" and round is None:
         raise ValueError("pool 'round' needs a round number")
     labels = list(labels)
+    columns = _POOL_COLUMNS if texts else _LEAN_COLUMNS
     df = samples
-    for col in _POOL_COLUMNS:
+    for col in columns:
         if col not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.Int64 if col == "round" else pl.Utf8).alias(col))
-    df = df.select(_POOL_COLUMNS).with_columns(pl.col("sample_id").cast(pl.Utf8)).sort("sample_id")
+    df = df.select(columns).with_columns(pl.col("sample_id").cast(pl.Utf8)).sort("sample_id")
 
     gold = gold_labels(annotations.select("sample_id", "annotator", "label"),
                        reviews.select("sample_id", "version", "new_label"))
@@ -274,37 +311,32 @@ def pool_from_frames(
     elif kind == "round":
         df = df.filter(pl.col("round") == int(round))
 
-    reviewed_ids = set(reviews["sample_id"].cast(pl.Utf8).to_list()) if reviews.height else set()
-    queued_ids = set()
-    if queue.height:
-        queued_ids = set(queue.filter(pl.col("status").is_in(vocab.LIVE_STATUSES))["sample_id"]
-                         .cast(pl.Utf8).to_list())
+    reviewed_ids = reviews["sample_id"].cast(pl.Utf8).unique() if reviews.height else pl.Series([], dtype=pl.Utf8)
+    reviewed = df["sample_id"].is_in(reviewed_ids.implode()).to_numpy()
     ids = df["sample_id"].to_list()
-    reviewed = np.array([s in reviewed_ids for s in ids], dtype=bool)
-    queued = np.array([s in queued_ids for s in ids], dtype=bool)
-    drop = np.zeros(len(ids), dtype=bool)
-    if exclude_reviewed:
-        drop |= reviewed
-    if exclude_queued:
-        drop |= queued
 
-    rounds = sorted({int(r) for r in predictions["round"].drop_nulls().to_list()}) if predictions.height else []
+    if pred_rounds is not None:
+        rounds = sorted({int(r) for r in pred_rounds})
+    else:
+        rounds = sorted({int(r) for r in predictions["round"].drop_nulls().to_list()}) if predictions.height else []
     if pred_round is None and rounds:
         pred_round = rounds[-1]
     if pred_round is not None and rounds and pred_round not in rounds:
         raise ValueError(f"prediction round {pred_round} does not exist; rounds with predictions: "
                          f"{', '.join(map(str, rounds))}")
-    this_round = predictions.filter(pl.col("round") == pred_round) if rounds else predictions.clear()
+    this_round = (predictions.filter(pl.col("round") == pred_round) if rounds and predictions.height
+                  else predictions.clear())
+    # only the pool's samples (an order-keeping filter: the last prediction of a sample still wins)
+    this_round = this_round.filter(pl.col("sample_id").cast(pl.Utf8).is_in(df["sample_id"].implode()))
     probs, has_pred = prob_matrix(this_round, labels, ids)
     pred_rows = this_round.unique("sample_id", keep="last").select(
         pl.col("sample_id").cast(pl.Utf8), "predicted", "confidence") if this_round.height else None
 
-    texts = combine_fields(df, TEXT_FIELDS) if df.height else []
-    df = df.with_columns(
-        pl.Series("text_joined", texts, dtype=pl.Utf8),
-        pl.Series("reviewed", reviewed), pl.Series("queued", queued), pl.Series("candidate", ~drop),
-        pl.Series("has_pred", has_pred),
-    )
+    extra = []
+    if texts:
+        extra.append(pl.Series("text_joined", combine_fields(df, TEXT_FIELDS) if df.height else [], dtype=pl.Utf8))
+    df = df.with_columns(*extra, pl.Series("reviewed", reviewed, dtype=pl.Boolean),
+                         pl.Series("has_pred", has_pred, dtype=pl.Boolean))
     if pred_rows is not None:
         df = df.join(pred_rows, on="sample_id", how="left", maintain_order="left")
     else:
@@ -315,10 +347,43 @@ def pool_from_frames(
         pl.when(pl.col("has_pred")).then(pl.col("predicted")).otherwise(None).alias("predicted"),
         pl.when(pl.col("has_pred")).then(pl.col("confidence")).otherwise(None).alias("confidence"),
     )
-    return Pool(dataset=dataset, labels=labels, kind=kind, frame=df, probs=probs,
-                pred_round=pred_round if rounds else None, pred_rounds=rounds,
-                excluded_reviewed=int((reviewed & exclude_reviewed).sum()),
-                excluded_queued=int((queued & exclude_queued & ~(reviewed & exclude_reviewed)).sum()))
+    pool = Pool(dataset=dataset, labels=labels, kind=kind, frame=df, probs=probs,
+                pred_round=pred_round if rounds else None, pred_rounds=rounds)
+    if queue is None:
+        return pool
+    return with_candidates(pool, queue, exclude_reviewed, exclude_queued)
+
+
+def with_candidates(pool: Pool, queue: pl.DataFrame | None, exclude_reviewed: bool = True,
+                    exclude_queued: bool = True) -> Pool:
+    """The pool with its ``queued`` and ``candidate`` columns and exclusion counts from ``queue`` (sample_id,
+    status: open or claimed entries count as queued; e.g. a fresh ``store.queue(dataset)``), as a new
+    :class:`Pool` (``pool`` is not changed; its frame and probabilities are shared).
+
+    The queue is not part of the labels data version, so the stored pool (job ``selection_pool``) holds
+    no queue state: the page applies it here on every run. Any earlier queued / candidate columns are
+    replaced; the result equals :func:`build_pool` with the same exclusions.
+    """
+    df = pool.frame.drop([c for c in ("queued", "candidate") if c in pool.frame.columns])
+    queued_ids = pl.Series([], dtype=pl.Utf8)
+    if queue is not None and queue.height:
+        queued_ids = (queue.filter(pl.col("status").is_in(list(vocab.LIVE_STATUSES)))["sample_id"]
+                      .cast(pl.Utf8).unique())
+    queued = df["sample_id"].is_in(queued_ids.implode()).to_numpy() if df.height else np.zeros(0, dtype=bool)
+    reviewed = df["reviewed"].to_numpy().astype(bool) if df.height else np.zeros(0, dtype=bool)
+    drop = np.zeros(df.height, dtype=bool)
+    if exclude_reviewed:
+        drop |= reviewed
+    if exclude_queued:
+        drop |= queued
+    at = df.columns.index("reviewed") + 1
+    order = [*df.columns[:at], "queued", "candidate", *df.columns[at:]]
+    df = df.with_columns(pl.Series("queued", queued, dtype=pl.Boolean),
+                         pl.Series("candidate", ~drop, dtype=pl.Boolean)).select(order)
+    return dataclasses.replace(
+        pool, frame=df,
+        excluded_reviewed=int((reviewed & exclude_reviewed).sum()),
+        excluded_queued=int((queued & exclude_queued & ~(reviewed & exclude_reviewed)).sum()))
 
 
 def build_pool(store: Any, dataset: str, kind: str = "unlabeled", batch: str | None = None,
@@ -326,7 +391,8 @@ def build_pool(store: Any, dataset: str, kind: str = "unlabeled", batch: str | N
                exclude_queued: bool = True) -> Pool:
     """Read the dataset from ``store`` and build its :class:`Pool` (see :func:`pool_from_frames`).
 
-    Samples marked excluded from export are never in the pool.
+    Samples marked excluded from export are never in the pool. Reads every text: the page reads the
+    text-less pool of job ``selection_pool`` (:func:`build_lean_pool`) instead.
     """
     info = store.get_dataset(dataset)  # raises for an unknown dataset
     return pool_from_frames(
@@ -336,6 +402,97 @@ def build_pool(store: Any, dataset: str, kind: str = "unlabeled", batch: str | N
         store.queue(dataset), kind=kind, batch=batch, round=round, pred_round=pred_round,
         exclude_reviewed=exclude_reviewed, exclude_queued=exclude_queued,
     )
+
+
+def build_lean_pool(store: Any, dataset: str, kind: str = "unlabeled", batch: str | None = None,
+                    round: int | None = None, pred_round: int | None = None,
+                    progress: Callable[[str, float], Any] | None = None) -> Pool:
+    """The text-less pool without queue state (what job ``selection_pool`` stores): :func:`build_pool`'s
+    frame without the text columns, queued and candidate, and its probabilities. Reads no text (samples:
+    sample_id, batch, round, in pages) and only the chosen prediction round. :func:`with_candidates` adds
+    the queue state, :func:`pool_texts` the texts of the rows that need them."""
+    report = progress or (lambda stage, fraction: None)
+    info = store.get_dataset(dataset)
+    report("reading the samples", 0.05)
+    pages = list(store.sample_pages(dataset, _LEAN_COLUMNS, include_excluded=False))
+    samples = (pl.concat(pages, how="vertical_relaxed") if pages
+               else pl.DataFrame(schema={"sample_id": pl.Utf8, "batch": pl.Utf8, "round": pl.Int64}))
+    report("reading the annotations and reviews", 0.25)
+    annotations = store.annotations(dataset).select("sample_id", "annotator", "label")
+    reviews = store.latest_reviews(dataset)
+    rounds = store.prediction_rounds(dataset)
+    chosen = pred_round if pred_round is not None else (rounds[-1] if rounds else None)
+    report("reading the predictions", 0.5)
+    if rounds and chosen in rounds:
+        predictions = store.predictions(dataset, round=int(chosen))
+    else:  # no round (or an unknown one: pool_from_frames says so)
+        predictions = pl.DataFrame(schema={"sample_id": pl.Utf8, "round": pl.Int64, "model": pl.Utf8,
+                                           "predicted": pl.Utf8, "confidence": pl.Float64,
+                                           "probs": pl.List(pl.Float64)})
+    report("scoring the pool", 0.75)
+    return pool_from_frames(dataset, info.labels, samples, annotations, reviews, predictions, None, kind=kind,
+                            batch=batch, round=round, pred_round=pred_round, texts=False, pred_rounds=rounds)
+
+
+# --------------------------------------------------------------------------- texts on demand
+
+#: Texts read to choose the embedding model of a text-less pool (a seeded uniform sample of its rows).
+CHOICE_SAMPLE = 2000
+
+
+def pool_texts(pool: Pool, rows: Sequence[int] | np.ndarray | None = None, store: Any = None) -> pl.DataFrame:
+    """The text fields and ``text_joined`` (what is embedded: :func:`core.quality.combine_fields` of
+    :data:`TEXT_FIELDS`) of pool ``rows`` (default every row), one row each in that order, with sample_id.
+
+    A pool with texts (:func:`build_pool`) gives its own columns; a text-less one (job ``selection_pool``)
+    reads only those samples from ``store`` (``samples_by_ids``). ValueError without a store then."""
+    idx = (np.arange(pool.n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)).tolist()
+    if pool.has_texts:
+        return pool.frame[idx].select("sample_id", *TEXT_FIELDS, "text_joined")
+    if store is None:
+        raise ValueError("this pool holds no texts: pass the store to read the texts it needs")
+    ids = pool.frame["sample_id"][idx] if idx else pl.Series("sample_id", [], dtype=pl.Utf8)
+    got = (store.samples_by_ids(pool.dataset, list(dict.fromkeys(ids.to_list()))) if idx
+           else pl.DataFrame(schema={"sample_id": pl.Utf8, **{f: pl.Utf8 for f in TEXT_FIELDS}}))
+    got = got.select(pl.col("sample_id").cast(pl.Utf8), *[pl.col(f).cast(pl.Utf8) for f in TEXT_FIELDS])
+    out = pl.DataFrame({"sample_id": ids}).join(got, on="sample_id", how="left", maintain_order="left")
+    return out.with_columns(pl.Series("text_joined", combine_fields(out, TEXT_FIELDS) if out.height else [],
+                                      dtype=pl.Utf8))
+
+
+def texts_for(pool: Pool, rows: Sequence[int] | np.ndarray | None = None, store: Any = None) -> list[str]:
+    """The joined texts (``text_joined``) of pool ``rows`` in that order (see :func:`pool_texts`)."""
+    return pool_texts(pool, rows, store)["text_joined"].to_list()
+
+
+def choice_texts(pool: Pool, store: Any = None, sample: int | None = None) -> list[str]:
+    """The texts that choose the embedding model of the pool (:func:`core.embeddings.resolve_model`: by
+    the share of texts with CJK). A pool with texts: all of them, as always. A text-less pool: a seeded
+    uniform sample of :data:`CHOICE_SAMPLE` rows (every row when fewer); when the sample's CJK share is
+    within three standard errors of the threshold, every text is read, so the choice is the full one."""
+    if pool.has_texts:
+        return pool.texts
+    size = CHOICE_SAMPLE if sample is None else int(sample)
+    if pool.n <= size:
+        return texts_for(pool, None, store)
+    rows = np.sort(np.random.default_rng(0).choice(pool.n, size, replace=False))
+    texts = texts_for(pool, rows, store)
+    from core.embeddings import CJK_THRESHOLD, cjk_fraction
+
+    margin = 3.0 * math.sqrt(CJK_THRESHOLD * (1.0 - CJK_THRESHOLD) / size)
+    if abs(cjk_fraction(texts) - CJK_THRESHOLD) <= margin:
+        return texts_for(pool, None, store)
+    return texts
+
+
+def pool_choice(pool: Pool, store: Any = None, model: Any = None) -> str:
+    """One line naming the embedding model of the pool and why (:func:`core.embeddings.describe_choice`)."""
+    return describe_choice([] if model is not None else choice_texts(pool, store), model)
+
+
+def pool_model(pool: Pool, store: Any = None, model: Any = None) -> EmbeddingModel:
+    """The embedding model of the pool (``model`` when given, else chosen from :func:`choice_texts`)."""
+    return resolve_model([] if model is not None else choice_texts(pool, store), model)
 
 
 def pool_options(store: Any, dataset: str) -> dict[str, list]:
@@ -396,19 +553,19 @@ def embedding_rows(pool: Pool, strategy: str, k: int, *, method: str = "margin",
     return rows[selection.hybrid_pool(pool.probs[rows], k, method, pf)]
 
 
-def _distinct(pool: Pool, rows: np.ndarray) -> list[str]:
-    texts = pool.frame["text_joined"].to_list()
-    return list(dict.fromkeys("" if texts[i] is None else texts[i] for i in rows.tolist()))
+def _distinct(pool: Pool, rows: np.ndarray, store: Any = None) -> list[str]:
+    return list(dict.fromkeys("" if t is None else t for t in texts_for(pool, rows, store)))
 
 
 def embedding_estimate(pool: Pool, rows: np.ndarray, store: Any = None, model: Any = None) -> dict[str, Any]:
     """What embedding ``rows`` of the pool costs, before doing it: ``texts`` (rows), ``distinct`` texts,
     ``cached`` (already in the store's cache), ``to_encode``, ``seconds`` (to_encode / texts per second:
     measured in this process for the model, else :data:`DEFAULT_TEXTS_PER_SECOND`), ``measured`` (bool),
-    ``confirm`` (to_encode > :data:`CONFIRM_ABOVE`: ask first). Loads no packaged model."""
+    ``confirm`` (to_encode > :data:`CONFIRM_ABOVE`: ask first). Loads no packaged model. A text-less
+    pool reads the texts of ``rows`` (and the model choice's sample, :func:`choice_texts`) from ``store``."""
     rows = np.asarray(rows, dtype=np.int64)
-    distinct = _distinct(pool, rows)
-    emb_model = resolve_model(pool.texts, model)
+    distinct = _distinct(pool, rows, store)
+    emb_model = pool_model(pool, store, model)
     cached = 0
     if store is not None and distinct:
         cached = len(store.cached_embeddings(emb_model.model_id, [text_hash(t) for t in distinct]) or {})
@@ -426,14 +583,13 @@ def embed_rows(pool: Pool, rows: np.ndarray | None = None, store: Any = None, mo
     """Embeddings of some pool rows, as a (pool.n, dim) float32 array whose other rows are NaN.
 
     ``rows``: pool row indices (default every row; :func:`embedding_rows` gives what a strategy needs).
-    The model is chosen from the whole pool's texts (the same choice for every subset, so the cache is
-    shared). Texts are encoded in batches; ``progress(done, total)`` after each, and when ``stop`` is
+    The model is chosen from the whole pool's texts (:func:`choice_texts`: the same choice for every
+    subset, so the cache is shared); a text-less pool reads the texts of ``rows`` only from ``store``. Texts are encoded in batches; ``progress(done, total)`` after each, and when ``stop`` is
     set between batches embedding ends with :class:`EmbeddingCancelled` (what was encoded is cached).
     """
     idx = np.arange(pool.n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-    emb_model = resolve_model(pool.texts, model)
-    texts = pool.frame["text_joined"].to_list()
-    chosen = [texts[i] for i in idx.tolist()]
+    emb_model = pool_model(pool, store, model)
+    chosen = texts_for(pool, idx, store)
     spent = {"texts": 0, "seconds": 0.0}
 
     def timed(batch: list[str], size: int) -> np.ndarray:  # the model's own time: the throughput estimate
@@ -463,8 +619,9 @@ def embed_rows(pool: Pool, rows: np.ndarray | None = None, store: Any = None, mo
 
 def embed_pool(pool: Pool, store: Any = None, model: Any = None,
                progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
-    """Embeddings of the pool's texts (rows in pool order), cached in ``store`` when given."""
-    return embed(pool.texts, model=model, store=store, progress=progress)
+    """Embeddings of the pool's texts (rows in pool order), cached in ``store`` when given (a text-less
+    pool reads its texts from ``store``)."""
+    return embed(texts_for(pool, None, store), model=model, store=store, progress=progress)
 
 
 def precompute_embeddings(store: Any, dataset: str, model: Any = None,
@@ -539,6 +696,7 @@ def select(
     round_index: int = 0,
     n_rounds: int = 10,
     seed: int = 0,
+    store: Any = None,
 ) -> pl.DataFrame:
     """Run ``strategy`` on the pool's candidates and return the k picks, best first.
 
@@ -553,7 +711,8 @@ def select(
     the uncertainty for uncertainty strategies and hybrids, the distance to the nearest earlier
     center for k-center, the share of candidates nearest to the pick for k-means), reason (e.g.
     ``margin 0.07 between the top two labels``, ``k-center pick #3 (distance 0.41)``), sample_text (the embedded text),
-    predicted, confidence, batch, round, the text fields and row (index into the pool).
+    predicted, confidence, batch, round, the text fields and row (index into the pool); a text-less pool
+    reads the texts of its picks only from ``store``.
     ValueError for an unknown strategy, a missing input, an empty pool or k larger than the pool.
     """
     if strategy not in STRATEGIES:
@@ -628,17 +787,18 @@ def select(
             reasons.append(f"{_uncertainty_reason(method, s)} · {head}{where}")
 
     sel = pool.frame[picks.tolist()]
+    text = pool_texts(pool, picks, store)
     return pl.DataFrame({
         "rank": np.arange(1, picks.size + 1, dtype=np.int64),
         "sample_id": sel["sample_id"],
         "score": np.asarray(scores, dtype=np.float64),
         "reason": pl.Series(reasons, dtype=pl.Utf8),
-        "sample_text": sel["text_joined"],
+        "sample_text": text["text_joined"],
         "predicted": sel["predicted"],
         "confidence": sel["confidence"],
         "batch": sel["batch"],
         "round": sel["round"],
-        **{f: sel[f] for f in TEXT_FIELDS},
+        **{f: text[f] for f in TEXT_FIELDS},
         "row": picks.astype(np.int64),
     })
 
@@ -691,10 +851,11 @@ def project_2d(vectors: np.ndarray, method: str = "pca", seed: int = 0) -> np.nd
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(v)
 
 
-def map_frame(pool: Pool, picks: pl.DataFrame | None, xy: np.ndarray, rows: np.ndarray) -> pl.DataFrame:
+def map_frame(pool: Pool, picks: pl.DataFrame | None, xy: np.ndarray, rows: np.ndarray,
+              store: Any = None) -> pl.DataFrame:
     """The map's points from 2-D coordinates ``xy`` of pool ``rows``: columns x, y, sample_id,
     predicted ('(no prediction)' when missing), picked, rank (null unless picked), text (first 120
-    characters)."""
+    characters; a text-less pool reads those of ``rows`` only from ``store``)."""
     rows = np.asarray(rows, dtype=np.int64)
     xy = np.asarray(xy, dtype=np.float64)
     if xy.shape != (rows.size, 2):
@@ -710,12 +871,12 @@ def map_frame(pool: Pool, picks: pl.DataFrame | None, xy: np.ndarray, rows: np.n
         "predicted": f["predicted"].fill_null("(no prediction)"),
         "picked": r > 0,
         "rank": pl.Series([int(i) if i > 0 else None for i in r], dtype=pl.Int64),
-        "text": f["text_joined"].str.slice(0, 120),
+        "text": pool_texts(pool, rows, store)["text_joined"].str.slice(0, 120),
     })
 
 
 def pool_map(pool: Pool, picks: pl.DataFrame | None, vectors: np.ndarray, method: str = "pca",
-             max_points: int = 5000, seed: int = 0) -> pl.DataFrame:
+             max_points: int = 5000, seed: int = 0, store: Any = None) -> pl.DataFrame:
     """2-D map of the pool (:func:`map_frame` columns): ``vectors`` has one row per pool sample
     (embeddings, or the probability rows); pools larger than ``max_points`` are subsampled by
     :func:`map_rows` (every pick kept); projected by :func:`project_2d` with ``method``."""
@@ -723,7 +884,7 @@ def pool_map(pool: Pool, picks: pl.DataFrame | None, vectors: np.ndarray, method
     if v.ndim != 2 or v.shape[0] != pool.n:
         raise ValueError(f"vectors: expected {pool.n} rows (one per pool sample), got shape {v.shape}")
     rows = map_rows(pool, picks, max_points, seed)
-    return map_frame(pool, picks, project_2d(v[rows], method, seed), rows)
+    return map_frame(pool, picks, project_2d(v[rows], method, seed), rows, store)
 
 
 # --------------------------------------------------------------------------- export and queue

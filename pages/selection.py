@@ -1,7 +1,10 @@
 """Active learning: choose a pool, a strategy and a budget, see the picks with their reason on a map
 of the pool, queue them for review or download them. The work is done by core.active_learning.
 
-Only the texts a strategy reads are embedded (a hybrid: its most uncertain candidates); above
+The pool (samples, gold labels, reviews, the prediction round's probabilities: no text) is the stored
+result of job ``selection_pool`` (computed in the background once per data version); the review queue,
+which changes without a data write, is applied to it on every run, and texts are read only for the rows
+drawn (picks, map points) or embedded. Only the texts a strategy reads are embedded (a hybrid: its most uncertain candidates); above
 ``core.active_learning.CONFIRM_ABOVE`` texts not cached yet the page shows an estimate and asks first,
 and embedding runs in batches with a Cancel button (the batches done stay cached). Texts are shown
 with personal data masked unless a team lead turns it on (audited).
@@ -24,6 +27,7 @@ from core.vocab import TEXT_FIELDS
 from ui.cache import data_key
 from ui.errors import shown_errors
 from ui.format import table
+from ui.jobs import job_stored
 from ui.privacy import reveal_toggle
 from ui.session import (
     can,
@@ -65,23 +69,21 @@ def load_options(key: tuple) -> dict:
     return al.pool_options(get_store(), name)
 
 
-@st.cache_data(ttl=60, show_spinner="Reading the pool…")
-def load_pool(key: tuple, kind: str, batch, round_, pred_round, excl_reviewed: bool, excl_queued: bool):
-    name = key[1]
-    pool = al.build_pool(get_store(), name, kind=kind, batch=batch, round=round_, pred_round=pred_round,
-                         exclude_reviewed=excl_reviewed, exclude_queued=excl_queued)
-    from core.embeddings import describe_choice
+@st.cache_data(ttl=60, show_spinner=False)
+def load_queue(key: tuple):
+    """The review queue's sample_id and status (queue actions change no data version: keyed by the audit log)."""
+    return get_store().queue(key[1]).select("sample_id", "status")
 
-    try:
-        choice = describe_choice(pool.texts)
-    except Exception as exc:  # a broken embeddings install: say so, keep the page
-        choice = f"embedding model unavailable ({type(exc).__name__}: {exc})"
-    return pool, choice
+
+@st.cache_data(ttl=600, show_spinner="Reading a sample of the texts…", max_entries=16)
+def load_choice_texts(key: tuple, _pool) -> list[str]:
+    """The texts that choose the embedding model (a sample of the pool's: core.active_learning.choice_texts)."""
+    return al.choice_texts(_pool, get_store())
 
 
 @st.cache_data(ttl=60, show_spinner="Checking the embedding cache…", max_entries=16)
-def load_estimate(params: tuple, _pool, _rows):
-    return al.embedding_estimate(_pool, _rows, get_store())
+def load_estimate(params: tuple, _pool, _rows, _model):
+    return al.embedding_estimate(_pool, _rows, get_store(), _model)
 
 
 def duration(seconds: float) -> str:
@@ -174,9 +176,20 @@ with right:
 keep("sel_pool", "sel_batch", "sel_round", "sel_excl_reviewed", "sel_excl_queued", "sel_strategy", "sel_method",
      "sel_pool_factor", "sel_n_rounds", "sel_round_index", "sel_pred_round")
 
+# The stored pool (job selection_pool): the latest prediction round is the job's default (None), so the
+# pool `python -m core analyze` precomputed is the one the page opens on.
+job_params = {"kind": kind, "batch": batch, "round": None if round_ is None else int(round_),
+              "pred_round": None if pred_round is None or pred_round == opts["pred_rounds"][-1] else int(pred_round)}
+stored = job_stored(dataset, "selection_pool", job_params, key="sel_job")
+if stored is None:
+    st.info("The candidate pool of this choice is being prepared in the background (it reads every sample's "
+            "labels and predictions once; later visits read it at once). The page shows it when it is done. "
+            "`python -m core analyze` prepares the default pool ahead of time.")
+    st.stop()
+pool_key = (data_key(dataset), stored.data_version, tuple(sorted(job_params.items(), key=lambda kv: kv[0])))
 with shown_errors(stop=True):
-    pool, choice = load_pool(data_key(dataset, audit=excl_queued),  # queued entries change without a data write
-                             kind, batch, round_, pred_round, excl_reviewed, excl_queued)
+    # queued entries change without a data write: read the queue fresh (keyed by the audit log) and apply it
+    pool = al.with_candidates(stored.value, load_queue(data_key(dataset, audit=True)), excl_reviewed, excl_queued)
 
 # The budget: K_DEFAULT, or the whole pool when it is smaller (Select is never disabled on arrival). A
 # budget the user typed is kept; the default follows the pool as it changes.
@@ -195,6 +208,25 @@ keep("sel_k")
 # -- pool summary and empty states -----------------------------------------------------------------
 needs_probs = strategy in al.NEEDS_PROBS
 needs_emb = strategy in al.NEEDS_EMBEDDINGS
+choice = emb_model = None
+
+
+def embedding_choice():
+    """The embedding model's description and the model (None when unavailable), from a sample of the pool's
+    texts: read only when something is embedded."""
+    global choice, emb_model
+    if choice is None:
+        sample = []
+        with shown_errors():
+            sample = load_choice_texts(pool_key, pool)
+        try:
+            choice = al.describe_choice(sample)
+            emb_model = al.resolve_model(sample)
+        except Exception as exc:  # noqa: BLE001 - a broken embeddings install: say so, keep the page
+            choice = f"embedding model unavailable ({type(exc).__name__}: {exc})"
+    return choice, emb_model
+
+
 parts = [f"**{pool.n:,}** samples in the pool", f"**{pool.n_candidates():,}** candidates"]
 if pool.excluded_reviewed or pool.excluded_queued:
     parts[-1] += f" ({pool.excluded_reviewed:,} reviewed and {pool.excluded_queued:,} queued left out)"
@@ -202,6 +234,7 @@ if pool.pred_round is not None:
     parts.append(f"{pool.n_candidates('margin'):,} with a prediction of round {pool.pred_round}")
 st.markdown(" · ".join(parts))
 if needs_emb:
+    embedding_choice()
     st.caption(f"Embeddings: {choice}. Vectors are cached in the store, so a second run is quick.")
 
 blocked = None
@@ -242,12 +275,13 @@ params = (dataset, kind, batch, round_, pred_round, excl_reviewed, excl_queued, 
 # -- what embedding costs, before it starts ---------------------------------------------------------
 to_embed = estimate = None
 if blocked is None and (needs_emb or map_embed):
+    embedding_choice()
     with shown_errors():
         # the map from embeddings needs every row; otherwise only what the strategy reads
         to_embed = (np.arange(pool.n, dtype=np.int64) if map_embed and not needs_emb else
                     al.embedding_rows(pool, strategy, k, method=method, pool_factor=pool_factor,
                                       round_index=round_index, n_rounds=n_rounds))
-        estimate = load_estimate((data_key(dataset), *params), pool, to_embed)
+        estimate = load_estimate((*pool_key, data_key(dataset, audit=True), *params), pool, to_embed, emb_model)
 confirmed = True
 if estimate is not None:
     only = (f" (only the {estimate['texts']:,} most uncertain candidates: k-center runs among them)"
@@ -279,14 +313,14 @@ if st.button("Select", type="primary", key="sel_run", disabled=blocked is not No
             st.button("Cancel", key="sel_cancel", icon=":material/cancel:",
                       on_click=lambda: st.session_state.update(sel_cancelled=True))
             try:
-                vectors = al.embed_rows(pool, to_embed, store=get_store(), progress=lambda done, total: bar.progress(
+                vectors = al.embed_rows(pool, to_embed, store=get_store(), model=emb_model, progress=lambda done, total: bar.progress(
                     min(done / max(total, 1), 1.0), text=f"Embedding {done:,} / {total:,} texts"))
             finally:
                 bar.empty()
                 load_estimate.clear()  # the cache holds more texts now (also after a cancel)
         with st.spinner("Selecting…"):
             picks = al.select(pool, strategy, k, vectors, method=method, pool_factor=pool_factor,
-                              round_index=round_index, n_rounds=n_rounds)
+                              round_index=round_index, n_rounds=n_rounds, store=get_store())
             if vectors is not None:  # the rows that were embedded (a hybrid: its uncertain candidates)
                 space = vectors
                 rows = al.map_rows(pool, picks, MAX_MAP_POINTS, only=np.isfinite(vectors).all(axis=1))
@@ -316,16 +350,16 @@ table(picks_shown.select("rank", "sample_id", "score", "reason", "predicted", "c
 
 c1, c2, c3 = st.columns([2, 1, 1])
 stem = f"{dataset}_{result['strategy']}_k{result['k']}".replace("/", "_").replace(" ", "_")
-if writer:
-    if c1.button(f"Queue the {picks.height:,} picks for review", key="sel_queue", icon=":material/playlist_add:"):
-        with shown_errors():
-            added = al.queue_picks(get_store(), dataset, picks, current_user(),
-                                   detail={"strategy": result["strategy"], "k": result["k"],
-                                           "pool": result["params"][1]})
-            refresh_after_write()
-            skipped = picks.height - added
-            st.success(f"Queued {added:,} samples for review (reason `{al.QUEUE_REASON}`)"
-                       + (f"; {skipped:,} were already in the queue." if skipped else "."))
+if writer and c1.button(f"Queue the {picks.height:,} picks for review", key="sel_queue",
+                        icon=":material/playlist_add:"):
+    with shown_errors():
+        added = al.queue_picks(get_store(), dataset, picks, current_user(),
+                               detail={"strategy": result["strategy"], "k": result["k"],
+                                       "pool": result["params"][1]})
+        refresh_after_write()
+        skipped = picks.height - added
+        st.success(f"Queued {added:,} samples for review (reason `{al.QUEUE_REASON}`)"
+                   + (f"; {skipped:,} were already in the queue." if skipped else "."))
 c2.download_button("Download CSV", al.picks_csv(picks_shown, result["strategy"]), file_name=f"{stem}.csv",
                    mime="text/csv", key="sel_dl_csv", icon=":material/download:")
 c3.download_button("Download JSONL", al.picks_jsonl(picks_shown, result["strategy"]), file_name=f"{stem}.jsonl",
@@ -339,7 +373,7 @@ method_2d = st.radio("Projection", ["pca", "tsne"], format_func={"pca": "PCA", "
 keep("sel_projection")
 with shown_errors(stop=True):
     xy = project(result["id"], method_2d, result["map_vectors"])
-    frame = masked(al.map_frame(result["pool"], picks, xy, result["rows"]), ["text"]).to_pandas()
+    frame = masked(al.map_frame(result["pool"], picks, xy, result["rows"], get_store()), ["text"]).to_pandas()
 labels = sorted(frame["predicted"].unique())
 colors = {lab: qualitative.Plotly[i % len(qualitative.Plotly)] for i, lab in enumerate(labels)}
 colors["(no prediction)"] = "#9e9e9e"

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import streamlit as st
 from apptest_helpers import run_page, texts
 
 PAGE = "pages/selection.py"
 LABELS = ["refund", "shipping", "invoice"]
 TOPICS = [("退款", "refund"), ("快递", "shipping"), ("发票", "invoice")]
+
+
+@pytest.fixture(autouse=True)
+def _jobs_finish_in_the_run(monkeypatch):
+    """The page's pool is the stored result of job selection_pool, computed by the background worker; a page
+    run waits for it here, so what the test sees does not depend on how busy the machine is."""
+    monkeypatch.setenv("QUALITY_JOBS_WAIT", "120")
 
 
 def _rows(n: int = 24, with_probs: bool = True, labeled: int = 6) -> list[dict]:
