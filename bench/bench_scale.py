@@ -196,7 +196,7 @@ def time_pages(db: Path, args: argparse.Namespace) -> tuple[dict | None, bool]:
             db, args.dataset, only=args.page.split(",") if args.page else (list(QUICK_PAGES) if args.quick else None),
             warm_runs=args.warm_runs,
             timeout=args.page_timeout, screenshots=Path(args.screenshots) if args.screenshots else None,
-            restart_per_page=args.cold_restart, port=args.port)
+            restart_per_page=args.cold_restart, port=args.port, login_delay=args.login_delay)
     except Exception as exc:  # noqa: BLE001 - report, keep the analysis figures
         print(f"page timing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None, False
@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-runs", type=int, default=1, help="warm opens per page (the best is reported)")
     parser.add_argument("--page-timeout", type=float, default=None,
                         help="seconds to wait for one page (default 600, 90 with --quick)")
+    parser.add_argument("--login-delay", type=float, default=0.0,
+                        help="seconds between the login form appearing and the click, untimed (a person typing; "
+                             "the server warms up meanwhile). Default 0: logged in at once")
     parser.add_argument("--cold-restart", action="store_true",
                         help="a fresh server for every page, so each page's cold open is the server's first")
     parser.add_argument("--port", type=int, default=8611, help="first port to try for the server")

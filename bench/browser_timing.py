@@ -213,8 +213,9 @@ class PageTimer:
     """One browser context logged in as the lead on one server; times page opens."""
 
     def __init__(self, browser, server: Server, password: str, sampler: RssSampler, timeout: float,
-                 screenshots: Path | None) -> None:
+                 screenshots: Path | None, login_delay: float = 0.0) -> None:
         self.server, self.password, self.sampler = server, password, sampler
+        self.login_delay = login_delay
         self.timeout, self.screenshots = timeout, screenshots
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
@@ -285,6 +286,8 @@ class PageTimer:
         name_box.wait_for(state="visible", timeout=self.timeout * 1000)
         name_box.fill(LEAD)
         self.page.get_by_label("Password", exact=True).fill(self.password)
+        if self.login_delay > 0:  # a person reading the form and typing: the server meanwhile warms up (untimed)
+            time.sleep(self.login_delay)
         return self.open(spec, lambda: self.page.get_by_role("button", name="Log in").click(), "cold", index)
 
     def ensure_dataset(self, dataset: str, spec, index: int) -> dict | None:
@@ -311,7 +314,7 @@ class PageTimer:
 
 def run(db: Path, dataset: str, *, only: list[str] | None = None, warm_runs: int = 1, timeout: float = 600,
         screenshots: Path | None = None, restart_per_page: bool = False, port: int = 8611,
-        log=print) -> dict:
+        log=print, login_delay: float = 0.0) -> dict:
     """Time every page of the lead's navigation on ``db``; a dict of figures (see the module docstring)."""
     from playwright.sync_api import sync_playwright
 
@@ -338,7 +341,7 @@ def run(db: Path, dataset: str, *, only: list[str] | None = None, warm_runs: int
                         server.wait_healthy()
                         log(f"  server on {server.url} (pid {server.proc.pid}) up in "
                             f"{time.monotonic() - t_start:.1f} s, RSS {sampler.rss_mb():.0f} MB", flush=True)
-                        timer = PageTimer(browser, server, password, sampler, timeout, screenshots)
+                        timer = PageTimer(browser, server, password, sampler, timeout, screenshots, login_delay)
                         try:
                             _time_group(timer, group, specs, dataset, warm_runs, cold, warm, notes, log)
                         finally:

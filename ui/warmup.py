@@ -17,10 +17,12 @@ import streamlit as st
 
 log = logging.getLogger(__name__)
 
-#: Modules the pages import (directly or through core), heaviest first. Not the embedding models (torch,
-#: sentence-transformers): hundreds of MB of memory, loaded only when someone asks for embeddings.
+#: Modules the pages import (directly or through core): first what the app shell and the first page (Overview)
+#: need, since a user who logs in quickly opens it while this runs, then the heavy ones of the other pages. Not
+#: the embedding models (torch, sentence-transformers): hundreds of MB, loaded only when someone asks for them.
 MODULES: tuple[str, ...] = (
-    "sklearn.metrics", "scipy.stats", "plotly.express", "plotly.graph_objects", "pandas",
+    "core.store", "core.auth", "plotly.express", "plotly.graph_objects", "pandas", "ui.format", "ui.session",
+    "sklearn.metrics", "scipy.stats",
     "core.agreement", "core.jobs", "core.jobs.runner", "core.jobs.worker", "core.analyses.agreement",
     "core.analyses.annotators", "core.analyses.drift", "core.analyses.iterations", "core.quality_report",
     "core.active_learning", "core.selection", "core.consensus", "core.gold", "core.export", "core.review",
