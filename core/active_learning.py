@@ -227,32 +227,6 @@ def prob_matrix(predictions: pl.DataFrame, labels: Sequence[str],
     out[index[ok], :c] = block[ok] / totals[ok, None]
     has[index[ok]] = True
     return out, has
-    pos = {str(s): i for i, s in enumerate(sample_ids)}
-    lab_idx = {lab: j for j, lab in enumerate(labels)}
-    preds = predictions.unique("sample_id", keep="last", maintain_order=True)
-    for sid, predicted, conf, probs in zip(preds["sample_id"].to_list(), preds["predicted"].to_list(),
-                                           preds["confidence"].to_list(), preds["probs"].to_list()):
-        i = pos.get(str(sid))
-        if i is None:
-            continue
-        row = np.zeros(c, dtype=np.float64)
-        if probs is not None and len(probs):
-            vals = np.asarray([np.nan if v is None else v for v in probs[:c]], dtype=np.float64)
-            row[: vals.size] = vals
-        elif predicted in lab_idx:
-            p = 1.0 if conf is None or not math.isfinite(conf) else min(max(float(conf), 0.0), 1.0)
-            row[:] = (1.0 - p) / (c - 1) if c > 1 else 0.0
-            row[lab_idx[predicted]] = p
-        else:
-            continue
-        if not np.isfinite(row).all() or (row < 0).any():
-            continue
-        total = row.sum()
-        if total <= 0:
-            continue
-        out[i] = row / total
-        has[i] = True
-    return out, has
 
 
 def pool_from_frames(
