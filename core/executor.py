@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -88,7 +89,7 @@ class LocalExecutor:
         parts_in = list(batches(frame, batch_rows))
         total = len(parts_in)
         out: list[pl.DataFrame] = []
-        if self.workers == 1 or frame.height < self.pool_min_rows or total < 2:
+        if self.workers == 1 or frame.height < self.pool_min_rows or total < 2 or not spawn_safe():
             for i, part in enumerate(parts_in):
                 out.append(fn(part))
                 _report(progress, stage, i + 1, total)
@@ -107,6 +108,18 @@ class LocalExecutor:
                 future.cancel()
             raise
         return concat(out, fn, frame.clear())
+
+
+def spawn_safe() -> bool:
+    """Whether worker processes can be spawned here. A spawned worker first re-runs the parent's ``__main__``:
+    imported by name (``python -m core``) or from the script that was started (guarded by ``if __name__ ==
+    "__main__"``), that is harmless. Streamlit replaces ``__main__`` with the app's script, a module no loader
+    made (``__loader__`` None): a worker would run the whole app. There the maps run inline (the server's
+    background jobs use one core; ``python -m core analyze`` and Ray use them all)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    return getattr(main, "__file__", None) is None or getattr(main, "__loader__", None) is not None
 
 
 # One pool per process and size, kept between maps: starting workers (spawn, then importing polars and the check

@@ -176,3 +176,23 @@ def test_an_unreachable_cluster_is_a_clear_error_at_once():
     assert time.perf_counter() - t0 < executor_ray.CONNECT_TIMEOUT_S + 2
     assert f"{ENV_RAY_ADDRESS}='127.0.0.1:{port}'" in str(info.value) and "no Ray cluster answers" in str(info.value)
     assert not ray.is_initialized()
+
+
+def test_a_streamlit_script_main_maps_inline(monkeypatch):
+    """Streamlit makes the app's script ``__main__`` (no loader): a spawned worker would re-run the whole app, so
+    the local executor maps inline there (found in a real server: the pool broke on the first map)."""
+    import types
+
+    import core.executor as executor
+
+    script = types.ModuleType("__main__")
+    script.__file__ = "/srv/app.py"  # what Streamlit sets; __loader__ and __spec__ stay None
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert not executor.spawn_safe()
+    monkeypatch.setattr(executor, "_shared_pool", lambda workers: pytest.fail("no pool under a script main"))
+    frame = frame_of(300)
+    out = executor.LocalExecutor(workers=2, pool_min_rows=10).map_batches(square_and_drop_multiples_of_5, frame,
+                                                                          batch_rows=50)
+    assert_frame_equal(out, square_and_drop_multiples_of_5(frame))
+    script.__loader__ = object()  # a script Python itself loaded (python app.py): guarded, spawn is safe
+    assert executor.spawn_safe()
