@@ -28,6 +28,7 @@ from core.embeddings import (
     resolve_model,
     text_hash,
 )
+from core.executor import remote_executor
 from core.gold import gold_labels
 from core.quality import combine_fields
 
@@ -579,9 +580,10 @@ def embed_rows(pool: Pool, rows: np.ndarray | None = None, store: Any = None, mo
         if stop is not None and stop.is_set() and done < total:
             raise EmbeddingCancelled(done, total)
 
-    measured = EmbeddingModel(emb_model.model_id, emb_model.backend, emb_model.dim, timed)
+    measured = EmbeddingModel(emb_model.model_id, emb_model.backend, emb_model.dim, timed, emb_model.spec)
     try:
-        vectors = embed(chosen, model=measured, store=store, progress=tick, batch_size=batch_size)
+        vectors = embed(chosen, model=measured, store=store, progress=tick, batch_size=batch_size,
+                        executor=remote_executor())
     finally:
         if spent["texts"] >= batch_size and spent["seconds"] > 0:
             with _THROUGHPUT_LOCK:
@@ -595,7 +597,8 @@ def embed_pool(pool: Pool, store: Any = None, model: Any = None,
                progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
     """Embeddings of the pool's texts (rows in pool order), cached in ``store`` when given (a text-less
     pool reads its texts from ``store``)."""
-    return embed(texts_for(pool, None, store), model=model, store=store, progress=progress)
+    return embed(texts_for(pool, None, store), model=model, store=store, progress=progress,
+                 executor=remote_executor())
 
 
 def precompute_embeddings(store: Any, dataset: str, model: Any = None,
@@ -618,7 +621,7 @@ def precompute_embeddings(store: Any, dataset: str, model: Any = None,
     unique = list(dict.fromkeys(texts))
     hashes = [text_hash(t) for t in unique]
     cached = len(store.cached_embeddings(emb_model.model_id, hashes)) if hashes else 0
-    vectors = embed(texts, model=emb_model, store=store, progress=progress)
+    vectors = embed(texts, model=emb_model, store=store, progress=progress, executor=remote_executor())
     return {"choice": choice, "model_id": emb_model.model_id, "texts": len(texts), "unique": len(unique),
             "cached": cached, "encoded": len(unique) - cached, "dim": int(vectors.shape[1])}
 

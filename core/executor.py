@@ -156,6 +156,12 @@ def shutdown_pools() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def remote_executor() -> Executor | None:
+    """The Ray executor when ``QUALITY_RAY_ADDRESS`` is set, else None: for work that already uses every local core
+    (an embedding model), where a local process pool would only add a hop."""
+    return get_executor() if os.environ.get(ENV_RAY_ADDRESS, "").strip() else None
+
+
 def get_executor() -> Executor:
     """The executor the environment asks for: Ray at ``QUALITY_RAY_ADDRESS`` when set, else local."""
     address = os.environ.get(ENV_RAY_ADDRESS, "").strip()

@@ -310,3 +310,34 @@ def test_a_progress_that_raises_stops_the_map(ray_executor, tmp_path):
         ray_executor.map_batches(slow_and_marked, frame, batch_rows=20, progress=cancel)
     # 30 shards of 0.3 s on 2 CPUs would take 4.5 s; the run stops after the first.
     assert len(list(tmp_path.iterdir())) < 20 and time.perf_counter() - t0 < 4.5
+
+
+def test_embeddings_on_ray_equal_the_local_ones_and_are_cached(ray_executor, tmp_path):
+    """Embedding, the heaviest per-sample pass, on the cluster: the workers load the packaged encoder by name and
+    return the vectors embed() computes here (up to float noise of another process); they are cached as local ones,
+    so a second call encodes nothing (issue 18)."""
+    import numpy as np
+
+    from core import embeddings
+    from core.store import open_store
+
+    rng = random.Random(7)
+    texts = [_answer(rng, zh=i % 2 == 0) for i in range(40)] + ["", "退款", "refund please", "退款"]
+    local = embeddings.embed(texts, model=embeddings.MINILM)
+    steps = []
+    store = open_store(tmp_path / "emb.duckdb")
+    remote = embeddings.embed(texts, model=embeddings.MINILM, store=store, executor=ray_executor,
+                              progress=lambda done, total: steps.append((done, total)))
+    assert remote.shape == local.shape and remote.dtype == np.float32
+    np.testing.assert_allclose(remote, local, atol=2e-5)
+    assert steps and steps[-1] == (len(texts), len(texts))
+
+    class NoMap:
+        def map_batches(self, *args, **kwargs):
+            raise AssertionError("every text is cached: nothing to encode")
+
+    again = embeddings.embed(texts, model=embeddings.MINILM, store=store, executor=NoMap())
+    np.testing.assert_allclose(again, remote, atol=1e-6)
+    # a model built by hand cannot be loaded by a worker: it encodes here, whatever the executor
+    fake = embeddings.EmbeddingModel("fake", "test", 3, lambda ts, bs: np.ones((len(ts), 3), dtype=np.float32))
+    assert embeddings.embed(["a", "b"], model=fake, executor=NoMap()).shape == (2, 3)

@@ -130,13 +130,15 @@ def label_error_report(store: Store, dataset: str, samples: pl.DataFrame | None 
         if progress:
             progress("embedding texts", 0.0)
         from core import embeddings
+        from core.executor import remote_executor
 
         def on_embed(done: int, total: int) -> None:
             if progress:
                 progress(f"embedding texts ({done:,}/{total:,})", 0.9 * done / max(total, 1))
 
         try:
-            vectors = embeddings.embed(labelled["text"].to_list(), model=model, store=store, progress=on_embed)
+            vectors = embeddings.embed(labelled["text"].to_list(), model=model, store=store, progress=on_embed,
+                                       executor=remote_executor())
             if progress:
                 progress("cross-validating logistic regression", 0.9)
             probs = out_of_fold_probs(vectors, labelled["gold_label"].to_list(), n_splits=n_splits)

@@ -15,6 +15,7 @@ from core.jobs.runner import get_or_none
 def _run(store, dataset, params, progress):
     from core.analyses.drift import drift_view
     from core.embeddings import embed
+    from core.executor import remote_executor
 
     report = progress or (lambda stage, fraction: None)
     drift = {"ref": params["ref"], "cur": params["cur"], "bins": params["bins"]}
@@ -23,7 +24,7 @@ def _run(store, dataset, params, progress):
                                                               bins=int(params["bins"]))
     ref, cur = list(view.ref_texts or []), list(view.cur_texts or [])
     report("loading the embedding model", 0.0)
-    vectors = embed(ref + cur, store=store,
+    vectors = embed(ref + cur, store=store, executor=remote_executor(),
                     progress=lambda done, n: report(f"embedding {done:,} / {n:,} texts", 0.9 * done / max(n, 1)))
     report("fitting the domain classifier", 0.9)
     return embedding_drift(vectors[: len(ref)], vectors[len(ref):])
