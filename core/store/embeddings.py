@@ -37,18 +37,19 @@ class EmbeddingCache(Database):
             raise ValueError(f"{len(hashes)} hashes but {len(vectors)} vectors")
         if not hashes:
             return
-        frame = pl.DataFrame(
-            {"content_hash": hashes, "vector": np.asarray(vectors, dtype=np.float32)}
-        ).unique("content_hash", keep="first", maintain_order=True)
+        # a 2-D array as one Series (an Array column): 40x faster than a dict of columns, which reads it row by row
+        frame = (pl.DataFrame({"content_hash": hashes}, schema={"content_hash": pl.Utf8})
+                 .with_columns(pl.Series("vector", np.ascontiguousarray(vectors, dtype=np.float32)))
+                 .unique("content_hash", keep="first", maintain_order=True))
         with self.transaction() as cur:
             cur.register("_v", frame.to_arrow())
             try:
+                # the primary key (model_id, content_hash) skips what is held: an anti-join against every cached
+                # vector of the model cost each save a scan (quadratic over a million texts saved 1,024 at a time)
                 cur.execute(
-                    """INSERT INTO embeddings (model_id, content_hash, vector)
-                       SELECT ?, v.content_hash, v.vector::FLOAT[] FROM _v v
-                       ANTI JOIN (SELECT content_hash FROM embeddings WHERE model_id = ?) e
-                              ON e.content_hash = v.content_hash""",
-                    [model_id, model_id],
+                    """INSERT OR IGNORE INTO embeddings (model_id, content_hash, vector)
+                       SELECT ?, v.content_hash, v.vector::FLOAT[] FROM _v v""",
+                    [model_id],
                 )
             finally:
                 cur.unregister("_v")
