@@ -22,7 +22,6 @@ from ui.session import (
 )
 
 st.set_page_config(page_title="Annotation quality", page_icon=":material/fact_check:", layout="wide")
-warmup.start()  # the pages' imports on a background thread, once per server, while the user logs in
 
 
 def _url_path(spec) -> str:
@@ -34,6 +33,7 @@ def _stop_with(page_fn) -> None:
     """Show only ``page_fn`` (no other page is reachable) and end this run."""
     st.navigation([st.Page(page_fn, title="Annotation quality", icon=":material/fact_check:")],
                   position="hidden").run()
+    warmup.start()
     st.stop()
 
 
@@ -94,6 +94,10 @@ if _users:
         _page = st.navigation([p for _s, p in _stand_ins.values()], position="hidden")
         _requested["spec"] = _stand_ins.get(_page.url_path, (None,))[0]
         _page.run()
+        # the pages' imports on a background thread, once per server, while the user logs in: only now, with the
+        # navigation set and the form drawn (an import competing for the GIL earlier let the browser show
+        # Streamlit's default menu of raw file names for a moment)
+        warmup.start()
         st.stop()
 
 # -- navigation first: the menu never shows raw file names, whatever runs slowly afterwards ----
@@ -103,6 +107,7 @@ for _spec in pages_for(current_role()):
         st.Page(_spec.path, title=_spec.title, icon=_spec.icon, url_path=_url_path(_spec),
                 default=_spec.path == DEFAULT_PAGE))
 page = st.navigation(_sections)
+warmup.start()  # (no-op after the first run) a server without users skips the login form
 
 with st.sidebar:
     if _users:

@@ -330,7 +330,10 @@ def run(db: Path, dataset: str, *, only: list[str] | None = None, warm_runs: int
         work = Path(tmp)
         users = work / "users.toml"
         password = write_users(users)
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Chromium puts its singleton socket under $TMPDIR; a deep one (pytest's tmp_path in the smoke test) passes
+        # the 107-byte limit of a socket path and Chromium aborts: give it the short system one
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     env={**os.environ, "TMPDIR": "/tmp" if os.path.isdir("/tmp") else tmp})
         try:
             groups = [[s] for s in specs] if restart_per_page else [specs]
             for group in groups:
