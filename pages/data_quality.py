@@ -171,7 +171,7 @@ def actions(check: str, frame: pl.DataFrame, from_table: list[str], priorities: 
     flagged = frame["sample_id"].unique(maintain_order=True)
     held = [str(x) for x in st.session_state.get(pick_key, [])]
     still = pl.Series(held, dtype=pl.Utf8)
-    held = still.filter(still.is_in(flagged.cast(pl.Utf8))).to_list() if held else []  # picks still flagged
+    held = still.filter(still.is_in(flagged.cast(pl.Utf8).implode())).to_list() if held else []  # still flagged
     options = list(dict.fromkeys([*flagged.head(MAX_PICK_OPTIONS).to_list(), *suggest, *held]))
     if st.session_state.get(pick_key):
         offered = set(options)
