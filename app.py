@@ -98,6 +98,7 @@ if _users:
         # navigation set and the form drawn (an import competing for the GIL earlier let the browser show
         # Streamlit's default menu of raw file names for a moment)
         warmup.start()
+        warmup.preload_browser_assets()  # the browser's chart and table code, loaded while the user types
         st.stop()
 
 # -- navigation first: the menu never shows raw file names, whatever runs slowly afterwards ----

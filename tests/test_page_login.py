@@ -141,6 +141,17 @@ def test_login_form_appears_and_nothing_else(users_file):
         at.switch_page("pages/overview.py")
 
 
+def test_login_form_preloads_the_browsers_chart_and_table_code_with_no_data(users_file):
+    """The login form draws one tiny chart and table off-screen (ui.warmup.preload_browser_assets) so the
+    browser loads their code while the user types; they hold a placeholder, nothing of the store."""
+    at = run_page()
+    [chart] = at.get("plotly_chart")
+    [frame] = at.dataframe
+    assert frame.value.shape == (1, 1)
+    assert '"y":["a"]' in chart.proto.spec.replace(" ", "")
+    assert registered(at) == set()
+
+
 def test_wrong_password_shows_an_error(users_file):
     at = log_in(run_page(), "sam", "not-the-password")
     assert "Wrong user name or password." in texts(at.error)

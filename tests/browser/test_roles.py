@@ -59,6 +59,12 @@ def test_a_page_url_before_any_login_shows_only_the_login_form(roles_server, pag
     expect(page.get_by_label("Password", exact=True)).to_be_visible()
     expect(page.get_by_role("heading", name="Import")).to_have_count(0)
     expect(page.locator("input[type=file]")).to_have_count(0)
+    # the chart and table code preloaded while the user types: drawn, but off-screen and hidden
+    preload = page.locator(".st-key-browser-asset-preload")
+    expect(preload.locator("[data-testid=stPlotlyChart] .main-svg").first).to_be_attached(timeout=60_000)
+    expect(preload.locator("[data-testid=stDataFrame] canvas").first).to_be_attached(timeout=60_000)
+    expect(preload).to_be_hidden()
+    expect(page.get_by_test_id("stPlotlyChart")).not_to_be_visible()
     # a wrong password is refused
     page.get_by_label("User name", exact=True).fill("sam")
     page.get_by_label("Password", exact=True).fill("wrong-password")
