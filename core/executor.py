@@ -8,7 +8,8 @@ frame for the same input.
 
 - :class:`LocalExecutor` (the default): small inputs run inline; larger ones on a pool of worker processes,
   one per local core (the maps are Python-bound: threads would share one core through the GIL), started on the
-  first such map and kept for the process's life.
+  first such map and kept for the process's life; inside the Streamlit server too (its workers skip the app
+  script that Streamlit made ``__main__``, see :func:`spawn_safe`).
 - ``core.executor_ray.RayExecutor``: Ray Data ``map_batches`` over Parquet shards of the input, results
   written back as Parquet and read in order; chosen when ``QUALITY_RAY_ADDRESS`` is set (``local`` starts a
   Ray instance on this machine). Ray is an optional extra (``requirements-scale.txt``).
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.spawn
 import os
 import sys
 import threading
@@ -89,7 +92,7 @@ class LocalExecutor:
         parts_in = list(batches(frame, batch_rows))
         total = len(parts_in)
         out: list[pl.DataFrame] = []
-        if self.workers == 1 or frame.height < self.pool_min_rows or total < 2 or not spawn_safe():
+        if self.workers == 1 or frame.height < self.pool_min_rows or total < 2:
             for i, part in enumerate(parts_in):
                 out.append(fn(part))
                 _report(progress, stage, i + 1, total)
@@ -111,15 +114,37 @@ class LocalExecutor:
 
 
 def spawn_safe() -> bool:
-    """Whether worker processes can be spawned here. A spawned worker first re-runs the parent's ``__main__``:
-    imported by name (``python -m core``) or from the script that was started (guarded by ``if __name__ ==
+    """Whether a spawned process may re-run the parent's ``__main__``, as ``multiprocessing`` has it do first.
+    Imported by name (``python -m core``) or from the script that was started (guarded by ``if __name__ ==
     "__main__"``), that is harmless. Streamlit replaces ``__main__`` with the app's script, a module no loader
-    made (``__loader__`` None): a worker would run the whole app. There the maps run inline (the server's
-    background jobs use one core; ``python -m core analyze`` and Ray use them all)."""
+    made (``__loader__`` None): a worker would run the whole app (found in a real server: the pool broke on the
+    first map). The executor's own workers are then started without it (:class:`ExecutorWorker`)."""
     main = sys.modules.get("__main__")
     if main is None or getattr(getattr(main, "__spec__", None), "name", None):
         return True
     return getattr(main, "__file__", None) is None or getattr(main, "__loader__", None) is not None
+
+
+class ExecutorWorker(multiprocessing.context.SpawnProcess):
+    """A pool worker (named ``ExecutorWorker-N``) that skips the parent's ``__main__`` where re-running it is not
+    safe. The maps are module-level functions of importable modules (the module docstring), so a worker never needs
+    the parent's main; ``multiprocessing`` has no option to leave it out, hence the filter on the preparation data
+    of these processes only (:func:`_preparation_data`)."""
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    Process = ExecutorWorker
+
+
+_STDLIB_PREPARATION_DATA = multiprocessing.spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict:
+    data = _STDLIB_PREPARATION_DATA(name)
+    if str(name).startswith(ExecutorWorker.__name__ + "-") and not spawn_safe():
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
 
 
 # One pool per process and size, kept between maps: starting workers (spawn, then importing polars and the check
@@ -133,8 +158,8 @@ def _shared_pool(workers: int) -> ProcessPoolExecutor:
         pool = _POOLS.get(workers)
         if pool is None:
             # spawn: the caller may be a server thread beside DuckDB's own threads, which fork would copy mid-state.
-            pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers,
-                                                         mp_context=multiprocessing.get_context("spawn"))
+            multiprocessing.spawn.get_preparation_data = _preparation_data  # (idempotent) see ExecutorWorker
+            pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=_WorkerContext())
         return pool
 
 

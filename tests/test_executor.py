@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -178,21 +179,39 @@ def test_an_unreachable_cluster_is_a_clear_error_at_once():
     assert not ray.is_initialized()
 
 
-def test_a_streamlit_script_main_maps_inline(monkeypatch):
-    """Streamlit makes the app's script ``__main__`` (no loader): a spawned worker would re-run the whole app, so
-    the local executor maps inline there (found in a real server: the pool broke on the first map)."""
+def worker_main_name(batch: pl.DataFrame) -> pl.DataFrame:
+    """Which ``__main__`` the worker process runs under, and its pid, for each row."""
+    main = sys.modules.get("__main__")
+    return batch.select("n", pl.lit(getattr(main, "__file__", None) or "").alias("main_file"),
+                        pl.lit(os.getpid()).alias("pid"))
+
+
+def test_under_a_streamlit_script_main_the_pool_runs_without_re_running_the_script(monkeypatch, tmp_path):
+    """Streamlit makes the app's script ``__main__`` (no loader): a spawned worker that re-ran it would run the
+    whole app (found in a real server: the pool broke on the first map). The executor's workers start without the
+    parent's main there, so the server's jobs use every core too."""
     import types
 
-    import core.executor as executor
+    from core import executor
 
+    ran = tmp_path / "the-script-ran"
+    app = tmp_path / "app.py"
+    app.write_text(f"open({str(ran)!r}, 'w').close()\nraise SystemExit('a worker ran the app')\n", encoding="utf-8")
     script = types.ModuleType("__main__")
-    script.__file__ = "/srv/app.py"  # what Streamlit sets; __loader__ and __spec__ stay None
+    script.__file__ = str(app)  # what Streamlit sets; __loader__ and __spec__ stay None
     monkeypatch.setitem(sys.modules, "__main__", script)
     assert not executor.spawn_safe()
-    monkeypatch.setattr(executor, "_shared_pool", lambda workers: pytest.fail("no pool under a script main"))
-    frame = frame_of(300)
-    out = executor.LocalExecutor(workers=2, pool_min_rows=10).map_batches(square_and_drop_multiples_of_5, frame,
-                                                                          batch_rows=50)
-    assert_frame_equal(out, square_and_drop_multiples_of_5(frame))
-    script.__loader__ = object()  # a script Python itself loaded (python app.py): guarded, spawn is safe
+    executor.shutdown_pools()  # fresh workers, spawned under this main
+    try:
+        frame = frame_of(300)
+        out = pooled().map_batches(square_and_drop_multiples_of_5, frame, batch_rows=50)
+        assert_frame_equal(out, square_and_drop_multiples_of_5(frame))
+        where = pooled().map_batches(worker_main_name, frame, batch_rows=50)
+        assert os.getpid() not in set(where["pid"].to_list())  # it did run on the pool
+        assert set(where["main_file"].to_list()) <= {""}  # and no worker holds the app as its main
+        assert not ran.exists()
+    finally:
+        executor.shutdown_pools()
+    script.__loader__ = object()  # a script Python itself loaded (python app.py): guarded, the main may run
     assert executor.spawn_safe()
+
