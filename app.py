@@ -168,4 +168,5 @@ with st.sidebar:
         st.session_state["dataset"] = None
         st.caption("No dataset yet.")
 
-page.run()
+with warmup.page_running():  # the warm-up's imports wait meanwhile
+    page.run()
