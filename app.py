@@ -97,8 +97,9 @@ if _users:
         # the pages' imports on a background thread, once per server, while the user logs in: only now, with the
         # navigation set and the form drawn (an import competing for the GIL earlier let the browser show
         # Streamlit's default menu of raw file names for a moment)
-        warmup.start()
         warmup.preload_browser_assets()  # the browser's chart and table code, loaded while the user types
+        # (after the preload: the script thread imports nothing while the warm-up does)
+        warmup.start(_requested["spec"].path if _requested["spec"] is not None else DEFAULT_PAGE)
         st.stop()
 
 # -- navigation first: the menu never shows raw file names, whatever runs slowly afterwards ----
@@ -145,14 +146,15 @@ def _ensure_demo(db_path: str) -> bool:
     return bool(load_demo(store))
 
 
-try:
-    store = get_store()
-    with st.spinner("Loading the demo dataset (first start only)…"):
-        _ensure_demo(str(store.path))
-    names = store.dataset_names()
-except Exception as exc:  # noqa: BLE001 - a busy or unreadable store: say so instead of a traceback
-    show_error(exc)
-    st.stop()
+with warmup.page_running():  # (the demo's first load imports the importer: no warm-up import beside it)
+    try:
+        store = get_store()
+        with st.spinner("Loading the demo dataset (first start only)…"):
+            _ensure_demo(str(store.path))
+        names = store.dataset_names()
+    except Exception as exc:  # noqa: BLE001 - a busy or unreadable store: say so instead of a traceback
+        show_error(exc)
+        st.stop()
 
 with st.sidebar:
     if names:
@@ -168,5 +170,5 @@ with st.sidebar:
         st.session_state["dataset"] = None
         st.caption("No dataset yet.")
 
-with warmup.page_running():  # the warm-up's imports wait meanwhile
+with warmup.page_running():  # no warm-up import beside the page's own (ui.warmup.page_running says why)
     page.run()

@@ -9,15 +9,18 @@ that needs a module while the thread is still importing it simply waits for that
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
 log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Modules the pages import (directly or through core): first what the app shell and the first page (Overview)
 #: need, since a user who logs in quickly opens it while this runs, then the heavy ones of the other pages. Not
@@ -33,22 +36,30 @@ MODULES: tuple[str, ...] = (
 )
 
 
-#: Page runs going on now, across sessions (:func:`page_running`); the warm-up imports only while there are none.
+#: Page runs going on now, across sessions (:func:`page_running`): the warm-up starts an import only while there
+#: are none, and holds ``_IMPORTING`` during it, which a page run starting meanwhile waits for.
 _RUNS = 0
 _RUNS_CHANGED = threading.Condition()
-#: The longest the warm-up waits for the page runs to end before importing anyway (a run left hanging).
-MAX_WAIT_S = 10.0
+_IMPORTING = threading.Lock()
 
 
 @contextmanager
 def page_running() -> Iterator[None]:
-    """Around a page's script run: the warm-up waits between imports until no page is running, so the first page
-    after login does not share the GIL with imports it does not need (measured at 1M samples with an instant
-    login: Overview's first open took 1.5-3.6 s while the warm-up was importing scikit-learn beside it)."""
+    """Around a page's script run: no warm-up import runs beside it.
+
+    Two reasons. Speed: the first page after login does not share the GIL with imports it does not need (at 1M
+    samples with an instant login, Overview's first open took 1.5-3.6 s while the warm-up imported scikit-learn
+    beside it). Correctness: two threads importing modules that import each other (``core.jobs`` and its job
+    modules, ``core.quality_report``) deadlock; Python breaks the cycle by failing one import, which left the
+    Data quality page with ``KeyError: 'core.jobs'`` when it opened while the warm-up was importing ``core.jobs``.
+    The run counts itself first (no new import starts from then on), then waits for the one under way, if any.
+    """
     global _RUNS
     with _RUNS_CHANGED:
         _RUNS += 1
     try:
+        with _IMPORTING:
+            pass
         yield
     finally:
         with _RUNS_CHANGED:
@@ -56,26 +67,60 @@ def page_running() -> Iterator[None]:
             _RUNS_CHANGED.notify_all()
 
 
-def _wait_for_idle(timeout: float | None = None) -> bool:
-    """Until no page runs (True), or ``timeout`` (default :data:`MAX_WAIT_S`) has passed (False)."""
+def _when_idle(step) -> None:
+    """Run ``step`` once no page runs; a page run starting meanwhile waits for it (and only it) to end."""
     with _RUNS_CHANGED:
-        return _RUNS_CHANGED.wait_for(lambda: _RUNS == 0, timeout=MAX_WAIT_S if timeout is None else timeout)
+        _RUNS_CHANGED.wait_for(lambda: _RUNS == 0)
+        _IMPORTING.acquire()  # under the runs lock: no run can count itself between the check and this
+    try:
+        step()
+    finally:
+        _IMPORTING.release()
 
 
-def _warm() -> None:
-    for name in MODULES:
-        _wait_for_idle()
-        try:
-            importlib.import_module(name)
-        except Exception:
-            log.warning("warm-up: importing %s failed", name, exc_info=True)
-    _wait_for_idle()
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        log.warning("warm-up: importing %s failed", name, exc_info=True)
+
+
+def _plotly_figure() -> None:
     try:  # plotly loads a property validator on first use: build one small figure of the kinds the pages draw
         import plotly.express as px
 
         px.bar(x=[1, 2], y=["a", "b"], orientation="h").update_layout(height=200, margin={"l": 1, "r": 1})
     except Exception:
         log.warning("warm-up: plotly figure failed", exc_info=True)
+
+
+def page_modules(path: str | Path) -> list[str]:
+    """The modules a page script imports at its top level (absolute imports, in order; [] if unreadable)."""
+    path = Path(path)
+    if not path.is_absolute():
+        path = ROOT / path
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+            # ``from core import privacy``: a submodule of this project (not a function) is a module too
+            names += [f"{node.module}.{a.name}" for a in node.names
+                      if (ROOT / node.module.replace(".", "/") / f"{a.name}.py").is_file()
+                      or (ROOT / node.module.replace(".", "/") / a.name / "__init__.py").is_file()]
+    return [n for n in dict.fromkeys(names) if n != "__future__" and n.split(".")[0] != "streamlit"]
+
+
+def _warm(first_page: str | None = None) -> None:
+    # the page the user asked for first: a quick login then waits only for imports that page needs anyway
+    for name in dict.fromkeys([*(page_modules(first_page) if first_page else []), *MODULES]):
+        _when_idle(lambda name=name: _import(name))
+    _when_idle(_plotly_figure)
 
 
 #: The container of :func:`preload_browser_assets`, drawn off-screen and hidden from people and screen readers.
@@ -105,8 +150,9 @@ def preload_browser_assets() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def start() -> threading.Thread:
-    """Start the warm-up once per server process (a daemon thread: it never holds up a shutdown)."""
-    thread = threading.Thread(target=_warm, name="quality-warmup", daemon=True)
+def start(_first_page: str | None = None) -> threading.Thread:
+    """Start the warm-up once per server process (a daemon thread: it never holds up a shutdown), with the
+    modules of ``_first_page`` (the page a login form stands in for) first."""
+    thread = threading.Thread(target=_warm, args=(_first_page,), name="quality-warmup", daemon=True)
     thread.start()
     return thread
