@@ -163,10 +163,7 @@ def span_report(samples: pl.DataFrame, fields: Sequence[str], finder: Callable[[
                 rows["match"].append(matched)
                 rows["after"].append(text[end:hi] + ("…" if hi < len(text) else ""))
                 rows[fixed_name].append(fixed)
-    order = {f: i for i, f in enumerate(TEXT_FIELDS)}
-    frame = pl.DataFrame(rows, schema=schema)
-    return (frame.with_columns(pl.col("field").replace_strict(order, default=99, return_dtype=pl.Int32).alias("_f"))
-            .sort(["sample_id", "_f", "start"]).drop("_f"))
+    return sort_findings(pl.DataFrame(rows, schema=schema))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,8 +366,8 @@ def findings_table(check: str, view: InstructionView, findings: Sequence[dict[st
 
 
 def sort_findings(frame: pl.DataFrame) -> pl.DataFrame:
-    """A findings frame in table order: by sample, field (:data:`TEXT_FIELDS` order, then the rejected answer and
-    the conversation) and span start; rows that tie keep their order."""
+    """A findings or spans frame in table order: by sample, field (:data:`TEXT_FIELDS` order, then the rejected
+    answer and the conversation) and span start; rows that tie keep their order."""
     return (frame.with_columns(pl.col("field").replace_strict(_FIELD_ORDER, default=99, return_dtype=pl.Int32)
                                .alias("_f"))
             .sort(["sample_id", "_f", "start"], nulls_last=True, maintain_order=True).drop("_f"))

@@ -15,11 +15,11 @@ from core.checks.base import (
     by_kind,
     distinct_count,
     per_sample,
+    sort_findings,
     span_report,
     text_fields,
 )
 from core.quality import clean_text, cleaning_findings
-from core.vocab import TEXT_FIELDS
 
 
 def cleaning_report(samples: pl.DataFrame, fields: Sequence[str] | None = None) -> pl.DataFrame:
@@ -35,10 +35,7 @@ def cleaning_report(samples: pl.DataFrame, fields: Sequence[str] | None = None) 
 def _run(ctx: CheckContext) -> CheckResult:
     frame = per_sample(ctx, "cleaning", lambda: cleaning_report(ctx.samples, ctx.fields))
     # The pass reads every text field; a field the dataset lacks has no finding, another caller's field list may.
-    order = {f: i for i, f in enumerate(TEXT_FIELDS)}
-    frame = (frame.filter(pl.col("field").is_in(list(ctx.fields)))
-             .with_columns(pl.col("field").replace_strict(order, default=99, return_dtype=pl.Int32).alias("_f"))
-             .sort(["sample_id", "_f", "start"]).drop("_f"))
+    frame = sort_findings(frame.filter(pl.col("field").is_in(list(ctx.fields))))
     return CheckResult(frame, distinct_count(frame), by_kind(frame))
 
 

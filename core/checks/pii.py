@@ -23,10 +23,10 @@ from core.checks.base import (
     by_kind,
     distinct_count,
     per_sample,
+    sort_findings,
     text_fields,
 )
 from core.quality import find_pii
-from core.vocab import TEXT_FIELDS
 
 _SCHEMA = {**_SPAN_SCHEMA, "masked": pl.Utf8}
 
@@ -83,10 +83,7 @@ def pii_rows(samples: pl.DataFrame, spans: pl.DataFrame, fields: Sequence[str], 
         text = texts[(sid, f)]
         made = _revealed_findings(text, spans_of) if revealed else _masked_findings(text, spans_of)
         rows += [(sid, f, *row) for row in made]
-    order = {f: i for i, f in enumerate(TEXT_FIELDS)}  # the order of span_report's rows
-    frame = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
-    return (frame.with_columns(pl.col("field").replace_strict(order, default=99, return_dtype=pl.Int32).alias("_f"))
-            .sort(["sample_id", "_f", "start"]).drop("_f"))
+    return sort_findings(pl.DataFrame(rows, schema=_SCHEMA, orient="row"))  # the order of span_report's rows
 
 
 def pii_report(samples: pl.DataFrame, fields: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from core.checks.base import sort_findings
 from core.passes import register
 from core.passes.base import SamplePass
 from core.quality import find_pii
@@ -17,7 +18,6 @@ from core.vocab import TEXT_FIELDS
 
 SCHEMA = {"sample_id": pl.Utf8, "field": pl.Utf8, "kind": pl.Utf8, "start": pl.Int64, "end": pl.Int64,
           "matched": pl.Utf8}
-_FIELD_ORDER = {f: i for i, f in enumerate(TEXT_FIELDS)}
 
 
 def pii_spans(samples: pl.DataFrame, fields: Sequence[str] | None = None) -> pl.DataFrame:
@@ -27,10 +27,7 @@ def pii_spans(samples: pl.DataFrame, fields: Sequence[str] | None = None) -> pl.
     ids = samples.get_column("sample_id").cast(pl.Utf8).to_list()
     rows = [(sid, f, *found) for f in fields for sid, text in zip(ids, samples.get_column(f).to_list()) if text
             for found in find_pii(text)]
-    frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
-    return (frame.with_columns(pl.col("field").replace_strict(_FIELD_ORDER, default=99, return_dtype=pl.Int32)
-                               .alias("_f"))
-            .sort(["sample_id", "_f", "start"]).drop("_f"))
+    return sort_findings(pl.DataFrame(rows, schema=SCHEMA, orient="row"))
 
 
 def compute(batch: pl.DataFrame) -> pl.DataFrame:
