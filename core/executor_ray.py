@@ -115,6 +115,10 @@ def _check_reachable(address: str) -> None:
 # Ray started from a job thread that then ends would go down with it.
 _connect_lock = threading.Lock()
 _owner_stop: threading.Event | None = None
+# Planning a read (``read_parquet``: resolving the paths) imports modules on first use (fsspec's HTTP filesystem);
+# two threads planning their first maps at once saw a half-imported module (ImportError). Planning takes
+# milliseconds: one at a time; the maps themselves still run side by side.
+_plan_lock = threading.Lock()
 
 
 def _runtime_env() -> dict[str, Any]:
@@ -288,9 +292,10 @@ class RayExecutor:
                 part.write_parquet(in_dir / f"{shards - 1:08d}.parquet")
             # batch_size=None: a call gets a whole block, i.e. one shard, and the read fuses with the map (with an
             # int batch_size Ray 2.60 runs them as two operators and every shard passes through the object store).
-            dataset = ray.data.read_parquet(str(in_dir), override_num_blocks=shards).map_batches(
-                _map_shard, fn_kwargs={"fn": fn, "out_dir": str(out_dir), "batch_rows": batch_rows},
-                batch_format="pyarrow", batch_size=None)
+            with _plan_lock:
+                dataset = ray.data.read_parquet(str(in_dir), override_num_blocks=shards).map_batches(
+                    _map_shard, fn_kwargs={"fn": fn, "out_dir": str(out_dir), "batch_rows": batch_rows},
+                    batch_format="pyarrow", batch_size=None)
             done = 0
             outputs: dict[int, int] = {}
             # A shard's counts arrive as it finishes. Leaving this loop (fn failed, progress raised) stops the run:
