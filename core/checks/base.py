@@ -180,6 +180,9 @@ FINDING_SCHEMA: dict[str, Any] = {
     "message": pl.Utf8, "field": pl.Utf8, "start": pl.Int64, "end": pl.Int64, "span_text": pl.Utf8,
     "excerpt": pl.Utf8, "before": pl.Utf8, "after": pl.Utf8,
 }
+#: A pass's findings (:mod:`core.passes`): without ``label``, which changes with every review and is attached when
+#: the findings are read (:func:`with_labels`).
+PASS_FINDING_SCHEMA: dict[str, Any] = {k: v for k, v in FINDING_SCHEMA.items() if k != "label"}
 _FIELD_ORDER = {f: i for i, f in enumerate((*TEXT_FIELDS, "rejected", "conversation"))}
 
 

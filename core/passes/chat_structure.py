@@ -5,12 +5,17 @@ from __future__ import annotations
 import polars as pl
 
 from core import textchecks
-from core.checks.base import FINDING_SCHEMA, InstructionView, batch_view, findings_table
+from core.checks.base import (
+    PASS_FINDING_SCHEMA,
+    InstructionView,
+    batch_view,
+    findings_table,
+)
 from core.passes import register
 from core.passes.base import SamplePass
 
 EXTRAS = {"turn": pl.Int64}
-SCHEMA = {**{k: v for k, v in FINDING_SCHEMA.items() if k != "label"}, **EXTRAS}
+SCHEMA = {**PASS_FINDING_SCHEMA, **EXTRAS}
 
 
 def chat_findings(view: InstructionView) -> pl.DataFrame:

@@ -8,11 +8,16 @@ from typing import Any
 import polars as pl
 
 from core import textchecks
-from core.checks.base import FINDING_SCHEMA, InstructionView, batch_view, findings_table
+from core.checks.base import (
+    PASS_FINDING_SCHEMA,
+    InstructionView,
+    batch_view,
+    findings_table,
+)
 from core.passes import register
 from core.passes.base import SamplePass
 
-SCHEMA = {k: v for k, v in FINDING_SCHEMA.items() if k != "label"}
+SCHEMA = PASS_FINDING_SCHEMA
 
 
 def refusal_findings(view: InstructionView, extra_patterns: Sequence[str] = ()) -> pl.DataFrame:

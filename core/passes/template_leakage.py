@@ -5,11 +5,16 @@ from __future__ import annotations
 import polars as pl
 
 from core import textchecks
-from core.checks.base import FINDING_SCHEMA, InstructionView, batch_view, findings_table
+from core.checks.base import (
+    PASS_FINDING_SCHEMA,
+    InstructionView,
+    batch_view,
+    findings_table,
+)
 from core.passes import register
 from core.passes.base import SamplePass
 
-SCHEMA = {k: v for k, v in FINDING_SCHEMA.items() if k != "label"}
+SCHEMA = PASS_FINDING_SCHEMA
 
 
 def leakage_findings(view: InstructionView) -> pl.DataFrame:
