@@ -3,8 +3,8 @@ script (usually the login form), so the first open of each page does not pay for
 
 Measured on the 100k benchmark store (issue 18): a page's first open after a server start spent most of its
 4-5 s importing (scikit-learn's metrics alone ~2 s, then scipy, the job registry, plotly's figure validators),
-not computing: its results were stored. Imports are idempotent and guarded by Python's import lock, so a page
-that needs a module while the thread is still importing it simply waits for that one.
+not computing: its results were stored. The warm-up never imports while a page runs (:func:`page_running`):
+Python's per-module import locks let two threads import the same module, but not modules that import each other.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ MODULES: tuple[str, ...] = (
     "core.analyses.annotators", "core.analyses.drift", "core.analyses.iterations", "core.quality_report",
     "core.active_learning", "core.selection", "core.consensus", "core.gold", "core.export", "core.review",
     "core.queue", "core.ingest", "core.records", "core.metrics", "core.drift", "core.privacy",
-    "ui.jobs", "ui.records", "ui.report", "ui.format", "ui.privacy",
+    "ui.jobs", "ui.records", "ui.report", "ui.privacy",
 )
 
 
